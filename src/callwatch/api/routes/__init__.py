@@ -1,0 +1,14 @@
+"""One router per RingCentral resource; :data:`ROUTERS` is what ``create_app`` includes."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from callwatch.api.routes import devices, extensions, oauth, sip_provision
+
+ROUTERS: tuple[APIRouter, ...] = (
+    oauth.router,
+    extensions.router,
+    devices.router,
+    sip_provision.router,
+)

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from callwatch.admin_cli import admin
 from callwatch.app import CallwatchServer, open_store, provision_demo, read_ports, server_url
 from callwatch.config import Settings
 from callwatch.ids import IdGenerator
@@ -20,6 +21,7 @@ from callwatch.ids import IdGenerator
 app = typer.Typer(
     help="callwatch: call supervision, monitoring and live-audio streaming.", no_args_is_help=True
 )
+app.add_typer(admin, name="admin")
 console = Console(stderr=True)
 
 DataDir = Annotated[Path | None, typer.Option("--data-dir", help="database, TLS key, ports.json")]

@@ -143,7 +143,9 @@ class CallwatchServer:
 
     async def _start_sip(self) -> tuple[int, int]:
         sip = self.settings.sip
-        stack = SipStack(self.ids, max_message_size=sip.max_message_size)
+        stack = SipStack(
+            self.ids, max_message_size=sip.max_message_size, max_transactions=sip.max_transactions
+        )
         self.endpoint = SipEndpoint(
             stack,
             self.pbx.on_sip_event,

@@ -34,6 +34,9 @@ class SipSettings(BaseModel):
     max_bindings_per_device: int = Field(10, ge=1)
     nonce_lifetime: int = Field(300, ge=10, description="seconds before a nonce is stale")
     max_message_size: int = Field(65535, ge=1024)
+    max_transactions: int = Field(
+        200_000, ge=100, description="server transactions kept (Timer J holds each 32 s on UDP)"
+    )
 
 
 class ApiSettings(BaseModel):

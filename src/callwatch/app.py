@@ -20,13 +20,21 @@ from callwatch.api.app import create_app
 from callwatch.api.deps import SipEndpointInfo
 from callwatch.clock import Clock, SystemClock
 from callwatch.config import Settings
+from callwatch.events.bus import InProcessBus
 from callwatch.ids import IdGenerator
+from callwatch.media.aio import MediaEngine
+from callwatch.media.control import RelayControl
+from callwatch.pbx.b2bua import B2bua
+from callwatch.pbx.events import DomainEvent, PartyStatusChanged
 from callwatch.pbx.location import LocationService
+from callwatch.pbx.presence import PresenceTracker
 from callwatch.pbx.registrar import Registrar
 from callwatch.pbx.service import PbxService
+from callwatch.pbx.sessions import TelephonySession
 from callwatch.sip.aio.endpoint import SipEndpoint
 from callwatch.sip.aio.tls import client_context, ensure_self_signed, server_context
 from callwatch.sip.stack import SipStack
+from callwatch.sip.uri import SipUri
 from callwatch.store.provisioning import DemoTenant, provision_demo_tenant
 from callwatch.store.repo import Device, Store
 from callwatch.store.sqlite import SqliteStore
@@ -90,6 +98,7 @@ class CallwatchServer:
         self.ids = ids or IdGenerator()
         self.store: Store = store or open_store(settings)
         secret = self.store.secrets.get_or_create("sip-nonce-secret", lambda: self.ids.hex(32))
+        self.bus: InProcessBus[DomainEvent] = InProcessBus()
         self.registrar = Registrar(
             store=self.store,
             location=LocationService(settings.sip.max_bindings_per_device),
@@ -98,7 +107,33 @@ class CallwatchServer:
             clock=self.clock,
             on_status=self._device_status_changed,
         )
-        self.pbx = PbxService(registrar=self.registrar)
+        media = settings.media
+        self.media_engine = MediaEngine(
+            host=settings.host,
+            advertised_host=media.advertised_host or settings.sip.advertised_host,
+            port_min=media.port_min,
+            port_max=media.port_max,
+        )
+        self.b2bua = B2bua(
+            store=self.store,
+            registrar=self.registrar,
+            media=RelayControl(self.media_engine),
+            ids=self.ids,
+            clock=self.clock,
+            domain=settings.sip.domain,
+            contact=self._contact,
+            ring_timeout=settings.sip.ring_timeout,
+            on_session=self._on_session,
+        )
+        self.pbx = PbxService(
+            store=self.store,
+            registrar=self.registrar,
+            b2bua=self.b2bua,
+            presence=PresenceTracker(),
+            clock=self.clock,
+            publish=self.bus.publish,
+            media_timeout=media.inactivity_timeout,
+        )
         self.sip_info = SipEndpointInfo(
             domain=settings.sip.domain,
             host=settings.sip.advertised_host or settings.host,
@@ -115,6 +150,7 @@ class CallwatchServer:
 
     async def start(self) -> Ports:
         """Bind every listener, write ``ports.json``, and return the ports."""
+        await self.media_engine.start()
         sip_port, tls_port = await self._start_sip()
         http_port = await self._start_http()
         self.ports = Ports(http=http_port, sip=sip_port, sip_tls=tls_port)
@@ -133,6 +169,7 @@ class CallwatchServer:
             self._http_socket.close()
         if self.endpoint is not None:
             await self.endpoint.close()
+        await self.media_engine.stop()
         with contextlib.suppress(FileNotFoundError):
             (self.settings.data_dir / PORTS_FILE).unlink()
 
@@ -187,6 +224,7 @@ class CallwatchServer:
             ids=self.ids,
             sip=self.sip_info,
             device_status=self.pbx,
+            calls=self.pbx,
         )
         family = socket.AF_INET6 if ":" in self.settings.host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
@@ -205,4 +243,14 @@ class CallwatchServer:
         return int(sock.getsockname()[1])
 
     def _device_status_changed(self, device: Device, online: bool) -> None:
-        logger.info("= device %s %s", device.id, "Online" if online else "Offline")
+        self.pbx.on_device_status(device, online)
+
+    def _on_session(self, session: TelephonySession, events: list[PartyStatusChanged]) -> None:
+        self.pbx.on_session(session, events)
+
+    def _contact(self, transport: str) -> SipUri:
+        host = self.settings.sip.advertised_host or self.settings.host
+        port = self.sip_info.tls_port if transport == "TLS" else self.sip_info.udp_port
+        return SipUri(
+            host=host, user="callwatch", port=port, params={"transport": transport.lower()}
+        )

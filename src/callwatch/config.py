@@ -34,6 +34,7 @@ class SipSettings(BaseModel):
     max_bindings_per_device: int = Field(10, ge=1)
     nonce_lifetime: int = Field(300, ge=10, description="seconds before a nonce is stale")
     max_message_size: int = Field(65535, ge=1024)
+    ring_timeout: float = Field(60.0, gt=0, description="seconds a callee rings before 408")
     max_transactions: int = Field(
         200_000, ge=100, description="server transactions kept (Timer J holds each 32 s on UDP)"
     )
@@ -61,6 +62,10 @@ class MediaSettings(BaseModel):
 
     port_min: int = Field(20000, ge=1024, le=65534)
     port_max: int = Field(30000, ge=1025, le=65535)
+    inactivity_timeout: float = Field(
+        60.0, gt=0, description="a call whose media is silent this long is hung up"
+    )
+    advertised_host: str | None = Field(None, description="address put in SDP; default: host")
 
 
 class StoreSettings(BaseModel):

@@ -22,6 +22,7 @@ from callwatch.api import SipEndpointInfo, create_app
 from callwatch.clock import FakeClock
 from callwatch.config import ApiSettings, Settings
 from callwatch.ids import IdGenerator
+from callwatch.pbx.control import CallControl
 from callwatch.store import SqliteStore
 from callwatch.store.provisioning import DemoTenant, provision_demo_tenant
 
@@ -132,7 +133,9 @@ StartServer = Callable[..., LiveServer]
 def start_server(template_db: Path, tmp_path: Path) -> Iterator[StartServer]:
     running: list[tuple[_ServerThread, LiveServer]] = []
 
-    def start(*, ws_port: int | None = 5065, **api: object) -> LiveServer:
+    def start(
+        *, ws_port: int | None = 5065, calls: CallControl | None = None, **api: object
+    ) -> LiveServer:
         db = tmp_path / f"callwatch-{len(running)}.db"
         shutil.copy(template_db, db)
         store = SqliteStore(db)
@@ -152,7 +155,7 @@ def start_server(template_db: Path, tmp_path: Path) -> Iterator[StartServer]:
         )
         app = create_app(
             store=store, settings=settings, clock=clock, ids=IdGenerator(), sip=sip,
-            device_status=devices,
+            device_status=devices, calls=calls,
         )  # fmt: skip
         thread = _ServerThread(app)
         thread.start()

@@ -15,6 +15,7 @@ from callwatch import __version__
 from callwatch.api.deps import ApiServices, DeviceStatusProvider, SipListeners
 from callwatch.api.directory import DirectoryService
 from callwatch.api.errors import install_error_handlers
+from callwatch.api.monitoring import MonitoringService
 from callwatch.api.oauth_service import OAuthService
 from callwatch.api.ratelimit import RateLimiter, RateLimitMiddleware
 from callwatch.api.routes import ROUTERS
@@ -23,6 +24,7 @@ from callwatch.api.tokens import TokenIssuer
 from callwatch.clock import Clock
 from callwatch.config import Settings
 from callwatch.ids import IdGenerator
+from callwatch.pbx.control import CallControl
 from callwatch.store.jwt_credentials import signing_key
 from callwatch.store.repo import Store
 
@@ -38,6 +40,7 @@ def create_app(
     ids: IdGenerator,
     sip: SipListeners,
     device_status: DeviceStatusProvider,
+    calls: CallControl | None = None,
 ) -> FastAPI:
     """Build the REST application.
 
@@ -48,6 +51,8 @@ def create_app(
         ids: random source for tokens, session ids and new devices.
         sip: where the SIP stack listens; read on every request.
         device_status: registration state of devices (the SIP registrar).
+        calls: telephony sessions, parties and presence (the pbx); without it those routes
+            answer 503 CMN-201.
     """
     services = build_services(
         store=store,
@@ -56,6 +61,7 @@ def create_app(
         ids=ids,
         sip=sip,
         device_status=device_status,
+        calls=calls,
     )
     app = FastAPI(
         title="callwatch REST API",
@@ -79,6 +85,7 @@ def build_services(
     ids: IdGenerator,
     sip: SipListeners,
     device_status: DeviceStatusProvider,
+    calls: CallControl | None = None,
 ) -> ApiServices:
     """Wire the API services; exposed so other API routers' tests can reuse the wiring."""
     tokens = TokenIssuer(tokens=store.tokens, clock=clock, ids=ids)
@@ -96,6 +103,7 @@ def build_services(
         penalty=settings.api.rate_penalty,
         clock=clock,
     )
+    directory = DirectoryService(store=store)
     return ApiServices(
         settings=settings,
         clock=clock,
@@ -103,7 +111,9 @@ def build_services(
         device_status=device_status,
         tokens=tokens,
         oauth=oauth,
-        directory=DirectoryService(store=store),
+        directory=directory,
         sip_provisioning=SipProvisioningService(store=store, ids=ids, sip=sip),
+        monitoring=MonitoringService(store=store, directory=directory, ids=ids),
         limiter=limiter,
+        calls=calls,
     )

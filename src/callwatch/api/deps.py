@@ -7,10 +7,21 @@ What the composition root passes in:
   every request, so the composition root may fill in the ports after binding them. Anything
   with the same read-only attributes (the :class:`SipListeners` Protocol) works too.
 
+- :class:`~callwatch.pbx.control.CallControl` (Protocol, optional) — telephony sessions, parties
+  and presence (the pbx). Without it those routes answer 503 CMN-201.
+
 Everything the routes use lives in one :class:`ApiServices` on ``app.state.services`` (no
 globals). Routes declare ``services: Services`` and one guard alias (:data:`LightRead`,
 :data:`MediumRead`, :data:`HeavyVoip`), which authenticates the bearer token, counts the request
 in its rate-limit group and checks the app permission, in that order.
+
+Call-control routes declare a :class:`CallContext` alias instead (:data:`CallControlAccess`,
+:data:`AccountPresenceRead`, :data:`PresenceRead`, :data:`PresenceEdit`): after the guard it
+checks that call control is configured, resolves ``{accountId}`` (``~`` or the caller's own id,
+else 404 CMN-102) and, for extension routes, ``{extensionId}``, and builds the
+:class:`~callwatch.pbx.control.Caller` (:class:`ApiCaller`) from the token and the store. These
+dependencies are plain functions, so FastAPI runs their store reads in its thread pool, while
+the routes themselves are ``async`` and call the pbx on the event loop it lives on.
 """
 
 from __future__ import annotations
@@ -19,16 +30,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Protocol
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 
 from callwatch.api.directory import DirectoryService
-from callwatch.api.errors import PermissionRequired
+from callwatch.api.errors import PermissionRequired, ServiceUnavailable
+from callwatch.api.monitoring import MonitoringService
 from callwatch.api.oauth_service import OAuthService
 from callwatch.api.ratelimit import RateGroup, RateLimiter, remember_decision
 from callwatch.api.sip_provisioning import SipProvisioningService
 from callwatch.api.tokens import Principal, TokenIssuer
 from callwatch.clock import Clock
 from callwatch.config import Settings
+from callwatch.pbx.control import CallControl
+from callwatch.store.repo import Extension
 
 
 class DeviceStatusProvider(Protocol):
@@ -88,7 +102,10 @@ class ApiServices:
     oauth: OAuthService
     directory: DirectoryService
     sip_provisioning: SipProvisioningService
+    monitoring: MonitoringService
     limiter: RateLimiter
+    calls: CallControl | None = None
+    """Telephony sessions and presence; None until the pbx is wired (routes answer 503)."""
 
 
 def get_services(request: Request) -> ApiServices:
@@ -144,3 +161,101 @@ def get_request_uri(request: Request, base_url: BaseUrl) -> str:
 
 
 RequestUri = Annotated[str, Depends(get_request_uri)]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ApiCaller:
+    """The :class:`~callwatch.pbx.control.Caller` of a request: the token owner."""
+
+    account_id: int
+    extension_id: int
+    is_admin: bool
+    """The owner's extension is an administrator (read from the store on each request)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallContext:
+    """What a call-control route needs: the service, the caller and the token."""
+
+    calls: CallControl
+    caller: ApiCaller
+    principal: Principal
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExtensionCallContext(CallContext):
+    """A :class:`CallContext` for a route under ``…/extension/{extensionId}``."""
+
+    extension: Extension
+    """The extension the path names, checked to belong to the caller's account."""
+
+
+AccountRef = Annotated[str, Path(alias="accountId", description="account id or ~")]
+ExtensionRef = Annotated[str, Path(alias="extensionId", description="extension id or ~")]
+
+
+def call_guard(
+    group: RateGroup, permission: str
+) -> Callable[[Request, ApiServices, str], CallContext]:
+    """A dependency: :func:`guard`, then the call-control context of the request.
+
+    Raises (from the dependency), besides those of :func:`guard`:
+        ServiceUnavailable: 503 CMN-201, no call control is configured.
+        ResourceNotFound: 404 CMN-102, ``{accountId}`` is not ``~`` or the caller's account.
+        InvalidParameter: 400 CMN-101, ``{accountId}`` is not numeric.
+    """
+    authenticate = guard(group, permission)
+
+    def dependency(request: Request, services: Services, account_ref: AccountRef) -> CallContext:
+        return _call_context(authenticate(request, services), services, account_ref)
+
+    return dependency
+
+
+def extension_call_guard(
+    group: RateGroup, permission: str
+) -> Callable[[Request, ApiServices, str, str], ExtensionCallContext]:
+    """Like :func:`call_guard`, and resolves ``{extensionId}`` (``~`` = the token owner).
+
+    Raises (from the dependency), besides those of :func:`call_guard`:
+        ResourceNotFound: 404 CMN-102, no such extension in the caller's account.
+    """
+    authenticate = guard(group, permission)
+
+    def dependency(
+        request: Request, services: Services, account_ref: AccountRef, extension_ref: ExtensionRef
+    ) -> ExtensionCallContext:
+        principal = authenticate(request, services)
+        context = _call_context(principal, services, account_ref)
+        extension = services.directory.extension(principal, account_ref, extension_ref)
+        return ExtensionCallContext(
+            calls=context.calls,
+            caller=context.caller,
+            principal=principal,
+            extension=extension,
+        )
+
+    return dependency
+
+
+def _call_context(principal: Principal, services: ApiServices, account_ref: str) -> CallContext:
+    if services.calls is None:
+        raise ServiceUnavailable()
+    services.directory.account(principal, account_ref)
+    owner = services.directory.caller(principal)
+    caller = ApiCaller(
+        account_id=principal.account_id,
+        extension_id=principal.extension_id,
+        is_admin=owner.is_admin,
+    )
+    return CallContext(calls=services.calls, caller=caller, principal=principal)
+
+
+CallControlAccess = Annotated[CallContext, Depends(call_guard(RateGroup.LIGHT, "CallControl"))]
+AccountPresenceRead = Annotated[CallContext, Depends(call_guard(RateGroup.HEAVY, "ReadPresence"))]
+PresenceRead = Annotated[
+    ExtensionCallContext, Depends(extension_call_guard(RateGroup.LIGHT, "ReadPresence"))
+]
+PresenceEdit = Annotated[
+    ExtensionCallContext, Depends(extension_call_guard(RateGroup.MEDIUM, "EditPresence"))
+]

@@ -17,9 +17,13 @@ Hierarchy (each class fixes a status and code; instances may override the code):
     ├── UnknownRoute         404 CMN-120
     ├── PermissionRequired   403 CMN-401 (app permission) / CMN-408 (user permission)
     ├── RateLimitExceeded    429 CMN-301, with Retry-After
+    ├── ServiceUnavailable   503 CMN-201, a service the route needs is not configured
     ├── AuthenticationError  401 OAU-1xx, bearer token problems, with WWW-Authenticate
     ├── OAuthError           400/401/403/415, token endpoint problems
     └── InternalError        500 CMN-203; the message never carries exception details
+
+Call-control errors (:class:`callwatch.pbx.errors.PbxError`) keep their own ``code`` and
+``status``; their ``parameter`` becomes ``parameterName``.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from callwatch.pbx.errors import PbxError
 from callwatch.store.errors import DuplicateRecord, InvalidRecord, RecordNotFound, StoreError
 
 logger = logging.getLogger(__name__)
@@ -161,6 +166,14 @@ class OAuthError(ApiError):
         return {"error": self.error, "error_description": self.message, **super().body()}
 
 
+class ServiceUnavailable(ApiError):
+    status_code = 503
+    error_code = "CMN-201"
+
+    def __init__(self) -> None:
+        super().__init__("Service Temporary Unavailable")
+
+
 class InternalError(ApiError):
     status_code = 500
     error_code = "CMN-203"
@@ -193,6 +206,16 @@ def from_store_error(error: StoreError) -> ApiError:
     if isinstance(error, InvalidRecord):
         return ApiError(str(error))
     return InternalError()
+
+
+def from_pbx_error(error: PbxError) -> ApiError:
+    """Map a call-control error to the RingCentral body with its code and status."""
+    return ApiError(
+        error.message,
+        error_code=error.code,
+        status_code=error.status,
+        parameter_name=error.parameter,
+    )
 
 
 def _parameter_name(location: tuple[object, ...]) -> str:
@@ -237,6 +260,11 @@ async def _store_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(from_store_error(exc))
 
 
+async def _pbx_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, PbxError)
+    return error_response(from_pbx_error(exc))
+
+
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     logger.error("! unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return error_response(InternalError())
@@ -248,4 +276,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StoreError, _store_error)
+    app.add_exception_handler(PbxError, _pbx_error)
     app.add_exception_handler(Exception, _unexpected_error)

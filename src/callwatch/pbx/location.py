@@ -77,18 +77,30 @@ class LocationService:
         """Every device with a live binding."""
         return {d for d in self._bindings if self.is_online(d, now)}
 
-    def would_exceed(self, device_id: str, new_keys: Iterable[str], now: float) -> bool:
-        """True if adding ``new_keys`` would pass the per-device limit."""
-        current = {b.key for b in self.bindings(device_id, now)}
+    def would_exceed(
+        self, device_id: str, new_keys: Iterable[str], now: float, removed: Iterable[str] = ()
+    ) -> bool:
+        """True if adding ``new_keys`` (after removing ``removed``) would pass the limit."""
+        current = {b.key for b in self.bindings(device_id, now)} - set(removed)
         return len(current | set(new_keys)) > self._max
 
+    def get(self, device_id: str, key: str) -> Binding | None:
+        """The binding stored under ``key`` (live or not)."""
+        return self._bindings.get(device_id, {}).get(key)
+
     def update(self, binding: Binding) -> None:
-        """Add or refresh a binding."""
-        self._bindings.setdefault(binding.device_id, {})[binding.key] = binding
+        """Add or refresh a binding (it becomes the most recent)."""
+        table = self._bindings.setdefault(binding.device_id, {})
+        table.pop(binding.key, None)
+        table[binding.key] = binding
 
     def remove(self, device_id: str, key: str) -> None:
         """Remove one binding, if present."""
-        self._bindings.get(device_id, {}).pop(key, None)
+        table = self._bindings.get(device_id)
+        if table is not None:
+            table.pop(key, None)
+            if not table:
+                del self._bindings[device_id]
 
     def remove_all(self, device_id: str) -> None:
         """Remove every binding of the device (``Contact: *``, RFC 3261 §10.2.2)."""

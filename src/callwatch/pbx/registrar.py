@@ -29,6 +29,7 @@ from callwatch.pbx.location import Binding, LocationService
 from callwatch.sip.auth import AuthResult, DigestAuthenticator, DigestCredentials
 from callwatch.sip.errors import ParseError
 from callwatch.sip.events import Address
+from callwatch.sip.grammar import is_uint
 from callwatch.sip.message import Request, Response, make_response
 from callwatch.sip.uri import NameAddr
 from callwatch.store.repo import Device, Store
@@ -69,7 +70,7 @@ class Registrar:
         self._authenticators: dict[str, DigestAuthenticator] = {}
         self.counters = {"registered": 0, "challenged": 0, "forbidden": 0, "unregistered": 0}
 
-    # -- queries ----------------------------------------------------------------------------
+    # -- queries ----------------------------------------------------------------
 
     def is_online(self, device_id: str) -> bool:
         """True while the device has a live binding."""
@@ -79,16 +80,26 @@ class Registrar:
         """The device's live bindings."""
         return self.location.bindings(device_id, self._clock.monotonic())
 
-    # -- REGISTER -------------------------------------------------------------------------------
+    # -- REGISTER ----------------------------------------------------------------
 
     def handle_register(self, request: Request, source: Address) -> Response:
         """Authenticate and apply one REGISTER; return the response to send."""
-        user = request.to.uri.user or ""
+        outcome = self.authenticate(request, user=request.to.uri.user or "", proxy=False)
+        if isinstance(outcome, Response):
+            return outcome
+        return self._apply(request, source, outcome)
+
+    def authenticate(self, request: Request, *, user: str, proxy: bool) -> Device | Response:
+        """The device whose digest credentials ``request`` carries, or the response to send.
+
+        ``user`` names the device (SIP user name or id). ``proxy`` selects 407 with
+        Proxy-Authenticate / Proxy-Authorization (calls) instead of 401 (registrations).
+        """
         device = self._store.devices.find_by_sip_username(user) or self._store.devices.get(user)
         realm = self._realm(device)
-        credentials = self._credentials(request, realm)
+        credentials = self._credentials(request, realm, proxy=proxy)
         if credentials is None:
-            return self._challenge(request, realm, stale=False)
+            return self._challenge(request, realm, stale=False, proxy=proxy)
         if device is None or credentials.username not in (
             device.authorization_id,
             device.sip_username,
@@ -98,12 +109,12 @@ class Registrar:
             credentials, method=request.method, password=device.sip_password, now=self._wall()
         )
         if result is AuthResult.STALE:
-            return self._challenge(request, realm, stale=True)
+            return self._challenge(request, realm, stale=True, proxy=proxy)
         if result is AuthResult.BAD_NONCE:
-            return self._challenge(request, realm, stale=False)
+            return self._challenge(request, realm, stale=False, proxy=proxy)
         if result is not AuthResult.OK:
             return self._forbidden(request)
-        return self._apply(request, source, device)
+        return device
 
     def connection_closed(self, connection: int) -> None:
         """Drop bindings made over a closed connection (their flow is gone)."""
@@ -115,7 +126,7 @@ class Registrar:
         for device_id in self.location.expire(self._clock.monotonic()):
             self._notify(device_id, online=False)
 
-    # -- internals ------------------------------------------------------------------------------
+    # -- internals ----------------------------------------------------------------
 
     def _apply(self, request: Request, source: Address, device: Device) -> Response:
         try:
@@ -127,7 +138,10 @@ class Registrar:
             return make_response(
                 request, 423, headers=[("Min-Expires", str(self._settings.min_expires))]
             )
+        self.expire()  # report a lapsed registration as Offline before it is renewed
         now = self._clock.monotonic()
+        if self._out_of_order(request, device, registration, now):
+            return make_response(request, 500, "Out Of Order REGISTER")
         was_online = self.location.is_online(device.id, now)
         if registration.remove_all:
             self.location.remove_all(device.id)
@@ -151,7 +165,8 @@ class Registrar:
     ) -> Response | None:
         bindings = [self._binding(request, source, device, c, e, now) for c, e in contacts]
         added = [b.key for b, (_, e) in zip(bindings, contacts, strict=True) if e > 0]
-        if self.location.would_exceed(device.id, added, now):
+        removed = [b.key for b, (_, e) in zip(bindings, contacts, strict=True) if e == 0]
+        if self.location.would_exceed(device.id, added, now, removed):
             return make_response(request, 403, "Too Many Bindings")
         for binding, (_, expires) in zip(bindings, contacts, strict=True):
             if expires == 0:
@@ -182,6 +197,20 @@ class Registrar:
             reg_id=params.get("reg-id"),
         )
 
+    def _out_of_order(
+        self, request: Request, device: Device, registration: _Registration, now: float
+    ) -> bool:
+        """RFC 3261 §10.3 step 7: a REGISTER older than the one that made a binding (same
+        Call-ID, CSeq not higher) must not change it."""
+        call_id, cseq = request.call_id, request.cseq.seq
+        if registration.remove_all:
+            stored = self.location.bindings(device.id, now)
+        else:
+            keys = [self._binding(request, Address("UDP", "", 0), device, c, e, now).key
+                    for c, e in registration.contacts]  # fmt: skip
+            stored = [b for k in keys if (b := self.location.get(device.id, k)) is not None]
+        return any(b.call_id == call_id and b.cseq >= cseq for b in stored)
+
     def _parse_contacts(self, request: Request, device: Device) -> _Registration:
         raw = request.headers.get_all("contact")
         default = _expires_value(request.headers.get("expires"), self._settings.default_expires)
@@ -208,8 +237,11 @@ class Registrar:
         response.headers.add("Date", self._clock.utcnow().strftime("%a, %d %b %Y %H:%M:%S GMT"))
         return response
 
-    def _credentials(self, request: Request, realm: str) -> DigestCredentials | None:
-        for value in request.headers.get_all("authorization"):
+    def _credentials(
+        self, request: Request, realm: str, *, proxy: bool
+    ) -> DigestCredentials | None:
+        header = "proxy-authorization" if proxy else "authorization"
+        for value in request.headers.get_all(header):
             try:
                 credentials = DigestCredentials.parse(value)
             except ParseError:
@@ -218,11 +250,12 @@ class Registrar:
                 return credentials
         return None
 
-    def _challenge(self, request: Request, realm: str, *, stale: bool) -> Response:
+    def _challenge(self, request: Request, realm: str, *, stale: bool, proxy: bool) -> Response:
         self.counters["challenged"] += 1
-        response = make_response(request, 401)
+        response = make_response(request, 407 if proxy else 401)
+        header = "Proxy-Authenticate" if proxy else "WWW-Authenticate"
         for challenge in self._authenticator(realm).challenge(self._wall(), stale=stale):
-            response.headers.add("WWW-Authenticate", challenge.serialize())
+            response.headers.add(header, challenge.serialize())
         return response
 
     def _forbidden(self, request: Request) -> Response:
@@ -257,7 +290,6 @@ class Registrar:
 def _expires_value(text: str | None, default: int) -> int:
     if text is None:
         return default
-    text = text.strip()
-    if not text.isdigit():
-        raise ParseError(f"invalid expires value {text[:20]!r}")
+    if not is_uint(text.strip()):
+        raise ParseError(f"invalid expires value {text.strip()[:20]!r}")
     return int(text)

@@ -1,4 +1,5 @@
-"""Persistent configuration: accounts, extensions, apps, devices, credentials, tokens, trunks.
+"""Persistent configuration: accounts, extensions, apps, devices, credentials, tokens, trunks,
+call-monitoring groups.
 
 Never live call state. :class:`Store` and the repository protocols live in
 :mod:`callwatch.store.repo`; :class:`SqliteStore` is the default implementation; creation
@@ -12,6 +13,8 @@ from callwatch.store.repo import (
     Device,
     Extension,
     JwtCredential,
+    MonitoringGroup,
+    MonitoringMember,
     Store,
     TokenRecord,
     Trunk,
@@ -26,6 +29,8 @@ __all__ = [
     "Extension",
     "InvalidRecord",
     "JwtCredential",
+    "MonitoringGroup",
+    "MonitoringMember",
     "RecordNotFound",
     "SqliteStore",
     "Store",

@@ -1,9 +1,11 @@
 """Provisioning: the creation functions of :mod:`callwatch.store.tenants` and the demo tenant.
 
 :func:`provision_demo_tenant` builds the tenant ``callwatch demo`` runs on — a supervisor, two
-agents, a user without monitoring rights, an OAuth app and a PSTN trunk — and is idempotent:
+agents, a user without monitoring rights, an OAuth app, a PSTN trunk and the call-monitoring
+group "Support" (101 Monitoring; 108 and 102 Monitored; 109 in no group) — and is idempotent:
 every piece is looked up by its natural key (main number, extension number, device type and
-name, app name, trunk name) and created only if missing. The demo's plain passwords, client
+name, app name, trunk name, group name) and created only if missing; an existing group's
+members are left as they are unless it has none. The demo's plain passwords, client
 secret and JWTs are kept in ``store.secrets`` under ``demo.*`` so a second call (or a restart)
 returns the same values; that is acceptable for a demo tenant only.
 """
@@ -14,7 +16,19 @@ from dataclasses import dataclass
 from typing import TypeAlias
 
 from callwatch.ids import IdGenerator
-from callwatch.store.repo import Account, App, Device, Extension, Store, Trunk
+from callwatch.store.errors import StoreError
+from callwatch.store.repo import (
+    MONITORED,
+    MONITORING,
+    MONITORING_PERMISSIONS,
+    Account,
+    App,
+    Device,
+    Extension,
+    MonitoringGroup,
+    Store,
+    Trunk,
+)
 from callwatch.store.tenants import (
     ALL_APP_SCOPES,
     ALL_GRANT_TYPES,
@@ -24,6 +38,7 @@ from callwatch.store.tenants import (
     create_app,
     create_device,
     create_extension,
+    create_monitoring_group,
     create_trunk,
     issue_jwt_credential,
     set_extension_password,
@@ -35,6 +50,8 @@ __all__ = [
     "DEMO_MAIN_NUMBER",
     "JWT_BEARER_GRANT",
     "CreatedApp",
+    "DemoGroupMember",
+    "DemoMonitoringGroup",
     "DemoTenant",
     "DemoUser",
     "JsonValue",
@@ -42,6 +59,7 @@ __all__ = [
     "create_app",
     "create_device",
     "create_extension",
+    "create_monitoring_group",
     "create_trunk",
     "issue_jwt_credential",
     "provision_demo_tenant",
@@ -56,6 +74,8 @@ DEMO_APP_NAME = "callwatch demo app"
 DEMO_TRUNK_NAME = "pstn"
 DEMO_TRUNK_SOURCES = ("127.0.0.1", "::1")
 DEMO_EMAIL_DOMAIN = "demo.callwatch.local"
+DEMO_GROUP_NAME = "Support"
+_DEMO_GROUP_MEMBERS = (("101", (MONITORING,)), ("108", (MONITORED,)), ("102", (MONITORED,)))
 _PASSWORD_CHARS = 12
 
 
@@ -106,6 +126,22 @@ class DemoUser:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class DemoGroupMember:
+    """One member of a demo call-monitoring group."""
+
+    extension: Extension
+    permissions: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DemoMonitoringGroup:
+    """A call-monitoring group of the demo tenant, members ordered by extension number."""
+
+    group: MonitoringGroup
+    members: tuple[DemoGroupMember, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class DemoTenant:
     """Everything a demo client needs to log in and register."""
 
@@ -114,6 +150,7 @@ class DemoTenant:
     client_secret: str
     trunk: Trunk
     users: tuple[DemoUser, ...]
+    monitoring_groups: tuple[DemoMonitoringGroup, ...] = ()
 
     @property
     def client_id(self) -> str:
@@ -146,6 +183,7 @@ class DemoTenant:
                 "number": self.trunk.number,
             },
             "extensions": [self._user_json(user) for user in self.users],
+            "monitoring_groups": [_group_json(group) for group in self.monitoring_groups],
         }
 
     def _user_json(self, user: DemoUser) -> dict[str, JsonValue]:
@@ -161,6 +199,21 @@ class DemoTenant:
             "jwt": user.jwt,
             "devices": [_device_json(device) for device in user.devices],
         }
+
+
+def _group_json(demo: DemoMonitoringGroup) -> dict[str, JsonValue]:
+    return {
+        "id": demo.group.id,
+        "name": demo.group.name,
+        "members": [
+            {
+                "extension_number": member.extension.number,
+                "extension_id": member.extension.id,
+                "permissions": [p for p in MONITORING_PERMISSIONS if p in member.permissions],
+            }
+            for member in demo.members
+        ],
+    }
 
 
 def _device_json(device: Device) -> dict[str, JsonValue]:
@@ -191,6 +244,7 @@ def provision_demo_tenant(store: Store, *, sip_domain: str, ids: IdGenerator) ->
         client_secret=created.client_secret,
         trunk=_ensure_trunk(store, ids, account),
         users=users,
+        monitoring_groups=(_ensure_monitoring_group(store, ids, account),),
     )
 
 
@@ -268,3 +322,32 @@ def _ensure_trunk(store: Store, ids: IdGenerator, account: Account) -> Trunk:
         source_addresses=DEMO_TRUNK_SOURCES,
         number=account.main_number,
     )
+
+
+def _ensure_monitoring_group(
+    store: Store, ids: IdGenerator, account: Account
+) -> DemoMonitoringGroup:
+    group = store.monitoring.find_by_name(account.id, DEMO_GROUP_NAME)
+    if group is None:
+        group = create_monitoring_group(store, ids=ids, account_id=account.id, name=DEMO_GROUP_NAME)
+    members = store.monitoring.list_members(group.id)
+    if not members:
+        added = [
+            (_existing(store.extensions.find_by_number(account.id, number), number).id, perms)
+            for number, perms in _DEMO_GROUP_MEMBERS
+        ]
+        members = store.monitoring.bulk_assign(group.id, added=added)
+    demo_members = tuple(
+        DemoGroupMember(
+            extension=_existing(store.extensions.get(member.extension_id), member.extension_id),
+            permissions=member.permissions,
+        )
+        for member in members
+    )
+    return DemoMonitoringGroup(group=group, members=demo_members)
+
+
+def _existing(extension: Extension | None, what: object) -> Extension:
+    if extension is None:
+        raise StoreError(f"extension {what} is missing")
+    return extension

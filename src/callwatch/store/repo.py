@@ -12,12 +12,20 @@ unique key, ``update``/``revoke`` raise :class:`~callwatch.store.errors.RecordNo
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 DEVICE_TYPES = ("SoftPhone", "OtherPhone", "HardPhone")
 """Device types we create (RingCentral DeviceResource.type, subset)."""
+
+MONITORING = "Monitoring"
+"""Call-monitoring permission: the member may monitor the group's Monitored members."""
+MONITORED = "Monitored"
+"""Call-monitoring permission: the member may be monitored by the group's Monitoring members."""
+MONITORING_PERMISSIONS = (MONITORING, MONITORED)
+"""Every call-monitoring permission in the order the API lists them (ringcentral-api.md §2.7,
+the bare API words)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -133,6 +141,33 @@ class Trunk:
     """The E.164 number the trunk's calls are routed to (usually the main number)."""
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MonitoringGroup:
+    """A call-monitoring group: who may monitor whom (ringcentral-api.md §2.7)."""
+
+    id: str
+    """Numeric string, like RingCentral's group ids."""
+    account_id: int
+    name: str
+    """Unique within the account, compared case-insensitively."""
+    site_id: str | None = None
+    """The site the group belongs to (stored and echoed; callwatch has no sites)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MonitoringMember:
+    """One extension's permissions in one call-monitoring group."""
+
+    group_id: str
+    extension_id: int
+    permissions: frozenset[str]
+    """A non-empty subset of :data:`MONITORING_PERMISSIONS`."""
+
+
+MemberAssignment = tuple[int, Collection[str]]
+"""``(extension id, permissions)`` as :meth:`MonitoringGroupRepo.bulk_assign` takes it."""
+
+
 class AccountRepo(Protocol):
     def get(self, account_id: int) -> Account | None: ...
     def find_by_main_number(self, number: str) -> Account | None: ...
@@ -225,6 +260,71 @@ class SecretRepo(Protocol):
         ...
 
 
+class MonitoringGroupRepo(Protocol):
+    """Call-monitoring groups and their members.
+
+    Members are extensions of the group's account, one record per extension per group;
+    deleting a group deletes its members.
+    """
+
+    def get(self, group_id: str) -> MonitoringGroup | None: ...
+    def find_by_name(self, account_id: int, name: str) -> MonitoringGroup | None:
+        """Case-insensitive name lookup within the account."""
+        ...
+
+    def list_for_account(
+        self, account_id: int, *, member_extension_id: int | None = None
+    ) -> Sequence[MonitoringGroup]:
+        """Groups ordered by name; only those containing ``member_extension_id`` if given."""
+        ...
+
+    def create(self, group: MonitoringGroup) -> MonitoringGroup:
+        """Raises DuplicateRecord (id or name taken) or InvalidRecord (blank name)."""
+        ...
+
+    def update(self, group: MonitoringGroup) -> MonitoringGroup:
+        """Change name and site; the account cannot change (RecordNotFound if not in it)."""
+        ...
+
+    def delete(self, group_id: str) -> None:
+        """Delete the group and its members (RecordNotFound if there is no such group)."""
+        ...
+
+    def list_members(self, group_id: str) -> Sequence[MonitoringMember]:
+        """Members ordered by extension number."""
+        ...
+
+    def bulk_assign(
+        self,
+        group_id: str,
+        added: Sequence[MemberAssignment] = (),
+        updated: Sequence[MemberAssignment] = (),
+        removed: Sequence[int] = (),
+    ) -> Sequence[MonitoringMember]:
+        """Apply every change in one transaction, or none of them; returns the members.
+
+        ``added`` and ``updated`` both set the extension's permissions to exactly the given
+        set (adding it if it is not a member); an empty set removes it, as does ``removed``.
+        Removing a non-member is a no-op.
+
+        Raises:
+            RecordNotFound: no such group.
+            InvalidRecord: an extension does not exist or belongs to another account, a
+                permission is not in :data:`MONITORING_PERMISSIONS`, or an extension is named
+                more than once.
+        """
+        ...
+
+    def groups_where(self, extension_id: int, permission: str) -> Sequence[MonitoringGroup]:
+        """Groups in which the extension holds ``permission``, ordered by name."""
+        ...
+
+    def memberships_in_account(self, account_id: int) -> Sequence[MonitoringMember]:
+        """Every member record of every group of the account (input of
+        :func:`callwatch.pbx.permissions.may_monitor`)."""
+        ...
+
+
 class Store(Protocol):
     """Every repository of one store, plus its lifecycle."""
 
@@ -244,4 +344,6 @@ class Store(Protocol):
     def trunks(self) -> TrunkRepo: ...
     @property
     def secrets(self) -> SecretRepo: ...
+    @property
+    def monitoring(self) -> MonitoringGroupRepo: ...
     def close(self) -> None: ...

@@ -19,6 +19,7 @@ from callwatch.store.sqlite_directory import (
     SqliteExtensions,
     SqliteTrunks,
 )
+from callwatch.store.sqlite_monitoring import MONITORING_SCHEMA, SqliteMonitoring
 from callwatch.store.sqlite_security import (
     SqliteApps,
     SqliteCredentials,
@@ -107,6 +108,7 @@ MIGRATIONS: tuple[str, ...] = (
         value TEXT NOT NULL
     );
     """,
+    MONITORING_SCHEMA,
 )
 """Schema scripts, applied in order; never edit one that has shipped, append a new one."""
 
@@ -133,6 +135,7 @@ class SqliteStore:
         self._tokens = SqliteTokens(self._db)
         self._trunks = SqliteTrunks(self._db)
         self._secrets = SqliteSecrets(self._db)
+        self._monitoring = SqliteMonitoring(self._db)
 
     @property
     def accounts(self) -> SqliteAccounts:
@@ -165,6 +168,10 @@ class SqliteStore:
     @property
     def secrets(self) -> SqliteSecrets:
         return self._secrets
+
+    @property
+    def monitoring(self) -> SqliteMonitoring:
+        return self._monitoring
 
     def close(self) -> None:
         """Close the database; the store must not be used afterwards."""

@@ -1,4 +1,4 @@
-"""Creating tenants, users, devices, apps, trunks and credentials.
+"""Creating tenants, users, devices, apps, trunks, credentials and call-monitoring groups.
 
 Import these from :mod:`callwatch.store.provisioning`, which re-exports them next to the demo
 tenant; ``callwatch admin …`` and :func:`~callwatch.store.provisioning.provision_demo_tenant` use
@@ -27,6 +27,7 @@ from callwatch.store.repo import (
     Device,
     Extension,
     JwtCredential,
+    MonitoringGroup,
     Store,
     Trunk,
 )
@@ -55,6 +56,7 @@ _SIP_USERNAME_DIGITS = 11
 _SIP_PASSWORD_CHARS = 20
 _CLIENT_ID_CHARS = 22
 _CLIENT_SECRET_CHARS = 40
+_MONITORING_GROUP_ID_DIGITS = 10
 _ATTEMPTS = 8
 
 T = TypeVar("T")
@@ -210,6 +212,24 @@ def create_trunk(
         number=normalize_e164(number),
     )
     return store.trunks.create(trunk)
+
+
+def create_monitoring_group(
+    store: Store, *, ids: IdGenerator, account_id: int, name: str, site_id: str | None = None
+) -> MonitoringGroup:
+    """Create an empty call-monitoring group with a numeric-string id.
+
+    Raises:
+        InvalidRecord: ``name`` is blank.
+        DuplicateRecord: the account already has a group of that name (case-insensitive).
+    """
+    group = MonitoringGroup(
+        id=_unique(lambda: ids.digits(_MONITORING_GROUP_ID_DIGITS), store.monitoring.get),
+        account_id=account_id,
+        name=name,
+        site_id=site_id,
+    )
+    return store.monitoring.create(group)
 
 
 def issue_jwt_credential(

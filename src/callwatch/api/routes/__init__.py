@@ -4,11 +4,22 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from callwatch.api.routes import devices, extensions, oauth, sip_provision
+from callwatch.api.routes import (
+    devices,
+    extensions,
+    monitoring_groups,
+    oauth,
+    presence,
+    sip_provision,
+    telephony,
+)
 
 ROUTERS: tuple[APIRouter, ...] = (
     oauth.router,
     extensions.router,
     devices.router,
     sip_provision.router,
+    monitoring_groups.router,
+    presence.router,
+    telephony.router,
 )

@@ -199,6 +199,7 @@ class SipEndpoint:
                 continue
             if dest.connection is not None:
                 self.stack.connection_failed(dest, self._loop.time())
+                self._loop.call_soon(self._process)  # deliver its TransportError events
             else:
                 self._spawn(self._connect_and_send(dest, out.data))
 

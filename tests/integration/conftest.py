@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from callwatch.app import CallwatchServer, Ports, provision_demo, server_url
-from callwatch.config import ApiSettings, Settings, SipSettings
+from callwatch.config import ApiSettings, MediaSettings, Settings, SipSettings
 
 SIPP_DIR = Path(__file__).parent / "sipp"
 TIMEOUT = 10.0
@@ -62,6 +62,7 @@ def make_settings(data_dir: Path, **sip: Any) -> Settings:
         data_dir=data_dir,
         host="127.0.0.1",
         sip=SipSettings(port=0, tls_port=0, **sip),
+        media=MediaSettings(port_min=40000, port_max=49999),
         api=ApiSettings(
             port=0, rate_limits={"Light": 10000, "Medium": 10000, "Heavy": 10000, "Auth": 10000}
         ),

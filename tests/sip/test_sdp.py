@@ -538,8 +538,11 @@ class TestCrypto:
             Crypto.with_key(3, "AES_CM_128_HMAC_SHA1_80", InlineKey(bytes(30))),
         ]
         chosen = answer_crypto(offered, KEY)
-        assert chosen == Crypto(2, "AES_CM_128_HMAC_SHA1_32", f"inline:{_b64(KEY)}")
-        assert answer_crypto(offered[:1], KEY) is None
+        assert chosen == Crypto(3, "AES_CM_128_HMAC_SHA1_80", f"inline:{_b64(KEY)}")
+        suites = ("AES_CM_128_HMAC_SHA1_32", "AES_CM_128_HMAC_SHA1_80")
+        explicit = answer_crypto(offered, KEY, suites)
+        assert explicit == Crypto(2, "AES_CM_128_HMAC_SHA1_32", f"inline:{_b64(KEY)}")
+        assert answer_crypto(offered[:2], KEY) is None  # _32 is not implemented by media/srtp
 
 
 class TestInfoParams:

@@ -20,6 +20,8 @@ from callwatch.store import (
 )
 from callwatch.store.provisioning import create_monitoring_group, provision_demo_tenant
 from callwatch.store.repo import MONITORED, MONITORING
+from callwatch.store.sqlite import MIGRATIONS
+from callwatch.store.sqlite_db import Database
 
 ACME = Account(id=100, name="Acme", main_number="+16505550100", sip_domain="sip.acme")
 OTHER = Account(id=900, name="Other", main_number="+16505550900", sip_domain="sip.other")
@@ -261,3 +263,18 @@ class TestDemoGroup:
             }
         ]
         assert {"server_url", "extensions", "trunk", "client_id"} <= data.keys()
+
+
+def test_a_version_1_database_is_upgraded(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    old = Database(path)
+    assert old.migrate(MIGRATIONS[:1]) == 1
+    old.execute(
+        "INSERT INTO accounts (id, name, main_number, sip_domain) VALUES (?, ?, ?, ?)",
+        (ACME.id, ACME.name, ACME.main_number, ACME.sip_domain),
+    )
+    old.close()
+    store = SqliteStore(path)
+    assert store.schema_version == len(MIGRATIONS) >= 2
+    assert store.accounts.get(ACME.id) == ACME
+    assert store.monitoring.create(_group("1", "Support")).name == "Support"

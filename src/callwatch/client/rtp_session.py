@@ -131,9 +131,11 @@ class RtpSession:
         self.counters = RtpCounters()
 
     @classmethod
-    async def open(cls, host: str = "127.0.0.1", port: int = 0) -> RtpSession:
+    async def open(
+        cls, host: str = "127.0.0.1", port: int = 0, *, ssrc: int | None = None
+    ) -> RtpSession:
         """Bind a new session's socket on ``host``:``port`` (0 lets the OS choose)."""
-        session = cls()
+        session = cls(ssrc=ssrc)
         await session._bind(host, port)
         return session
 

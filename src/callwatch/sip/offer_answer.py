@@ -31,7 +31,7 @@ from callwatch.sip.sdp_fields import SRTP_KEY_SALT_LENGTHS
 
 SUPPORTED_PROTOS = frozenset({"RTP/AVP", "RTP/AVPF", "RTP/SAVP", "RTP/SAVPF"})
 """Transports :func:`build_answer` accepts; SDES-keyed SRTP needs a :class:`Crypto` per line."""
-DEFAULT_SRTP_SUITES = ("AES_CM_128_HMAC_SHA1_80", "AES_CM_128_HMAC_SHA1_32")  # RFC 4568 §6.2
+DEFAULT_SRTP_SUITES = ("AES_CM_128_HMAC_SHA1_80",)  # the one profile media/srtp.py implements
 _DYNAMIC_PAYLOAD_TYPES = range(96, 128)  # RFC 3551 §3
 
 

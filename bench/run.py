@@ -15,7 +15,7 @@ from rich.table import Table
 
 from bench.common import Row
 
-BENCHMARKS = ["bench.sip_parse", "bench.register_udp", "bench.codecs", "bench.relay"]
+BENCHMARKS = ["bench.sip_parse", "bench.register_udp", "bench.codecs", "bench.relay", "bench.fork"]
 RESULTS = Path(__file__).parent / "results"
 
 

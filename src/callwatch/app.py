@@ -21,6 +21,7 @@ from callwatch.api.deps import SipEndpointInfo
 from callwatch.clock import Clock, SystemClock
 from callwatch.config import Settings
 from callwatch.events.bus import InProcessBus
+from callwatch.events.service import NotificationService
 from callwatch.ids import IdGenerator
 from callwatch.media.aio import MediaEngine
 from callwatch.media.control import RelayControl
@@ -99,6 +100,10 @@ class CallwatchServer:
         self.store: Store = store or open_store(settings)
         secret = self.store.secrets.get_or_create("sip-nonce-secret", lambda: self.ids.hex(32))
         self.bus: InProcessBus[DomainEvent] = InProcessBus()
+        # notifications: subscriptions, WebHook delivery and the WebSocket gateway
+        self.notifications = NotificationService(
+            bus=self.bus, store=self.store, clock=self.clock, ids=self.ids, settings=settings.events
+        )
         self.registrar = Registrar(
             store=self.store,
             location=LocationService(settings.sip.max_bindings_per_device),
@@ -152,6 +157,7 @@ class CallwatchServer:
         """Bind every listener, write ``ports.json``, and return the ports."""
         await self.media_engine.start()
         sip_port, tls_port = await self._start_sip()
+        await self.notifications.start()  # before HTTP: stored WebHooks resume first
         http_port = await self._start_http()
         self.ports = Ports(http=http_port, sip=sip_port, sip_tls=tls_port)
         await self.pbx.start()
@@ -167,6 +173,7 @@ class CallwatchServer:
             await asyncio.gather(self._http_task, return_exceptions=True)
         if self._http_socket is not None:
             self._http_socket.close()
+        await self.notifications.stop()  # after HTTP: gateway sockets are closed by then
         if self.endpoint is not None:
             await self.endpoint.close()
         await self.media_engine.stop()
@@ -225,6 +232,7 @@ class CallwatchServer:
             sip=self.sip_info,
             device_status=self.pbx,
             calls=self.pbx,
+            notifications=self.notifications,
         )
         family = socket.AF_INET6 if ":" in self.settings.host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
@@ -232,7 +240,16 @@ class CallwatchServer:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # else ~40 ms per response
         sock.bind((self.settings.host, self.settings.api.port))
         self._http_socket = sock
-        config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False)
+        events = self.settings.events
+        config = uvicorn.Config(
+            app,
+            log_level="warning",
+            lifespan="on",
+            access_log=False,
+            ws_ping_interval=events.ws_ping_interval,  # WebSocket gateway keepalive
+            ws_ping_timeout=events.ws_ping_timeout,
+            ws_max_size=events.ws_max_frame_size,
+        )
         self._http = uvicorn.Server(config)
         self._http_task = asyncio.get_running_loop().create_task(self._http.serve(sockets=[sock]))
         while not self._http.started:

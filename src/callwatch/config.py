@@ -18,6 +18,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from callwatch.events.settings import EventsSettings
+
 
 class SipSettings(BaseModel):
     """SIP listeners and registrar policy."""
@@ -33,6 +35,11 @@ class SipSettings(BaseModel):
     default_expires: int = Field(3600, ge=1)
     max_bindings_per_device: int = Field(10, ge=1)
     nonce_lifetime: int = Field(300, ge=10, description="seconds before a nonce is stale")
+    digest_algorithms: list[str] = Field(
+        default_factory=lambda: ["MD5"],
+        description="challenges sent, in order (MD5, SHA-256); some phones (baresip 1.0) fail "
+        "on a SHA-256 challenge, so SHA-256 is opt-in",
+    )
     max_message_size: int = Field(65535, ge=1024)
     ring_timeout: float = Field(60.0, gt=0, description="seconds a callee rings before 408")
     max_transactions: int = Field(
@@ -87,6 +94,7 @@ class Settings(BaseSettings):
     api: ApiSettings = Field(default_factory=ApiSettings)
     media: MediaSettings = Field(default_factory=MediaSettings)
     store: StoreSettings = Field(default_factory=StoreSettings)
+    events: EventsSettings = Field(default_factory=EventsSettings)
 
     @classmethod
     def settings_customise_sources(

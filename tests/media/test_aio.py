@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import random
 import socket
@@ -16,39 +15,10 @@ from callwatch.media.ports import MediaError, PortsExhausted, UnknownStream
 from callwatch.media.rtcp import RtcpReceiverReport, parse_rtcp
 from callwatch.media.rtp import RtpPacket
 from callwatch.media.srtp import SrtpContext, SrtpDirection
+from tests.media.loopback import HOST, Phone
 from tests.media.relay_helpers import rtp
 
-HOST = "127.0.0.1"
-WAIT = 5.0  # seconds before a missing datagram fails the test; never asserted on
 WINDOW = 20  # datagrams in flight per direction, well inside every socket buffer
-
-
-class Phone:
-    """A UDP endpoint on loopback, driven from the test's event loop."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind((HOST, 0))
-        self.sock.setblocking(False)
-        self.address: tuple[str, int] = self.sock.getsockname()
-
-    async def send(self, data: bytes, to: tuple[str, int]) -> None:
-        await asyncio.get_running_loop().sock_sendto(self.sock, data, to)
-
-    async def recv(self) -> tuple[bytes, tuple[str, int]]:
-        loop = asyncio.get_running_loop()
-        data, addr = await asyncio.wait_for(loop.sock_recvfrom(self.sock, 4096), WAIT)
-        return data, addr
-
-    def pending(self) -> bytes | None:
-        """A datagram already queued, without waiting."""
-        try:
-            return self.sock.recv(4096)
-        except BlockingIOError:
-            return None
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 @pytest.fixture

@@ -88,6 +88,7 @@ def make_harness(tenant: Tenant, **overrides: object) -> Harness:
         "default_expires": 1800,
         "max_bindings_per_device": 3,
         "nonce_lifetime": 300,
+        "digest_algorithms": ["MD5", "SHA-256"],  # SHA-256 is opt-in; these tests opt in
     }
     options.update(overrides)
     clock = FakeClock()
@@ -860,3 +861,19 @@ class TestExpiryProperty:
             assert response.status == 423
         else:
             assert list(granted(response).values()) == [min(value, 3600)]
+
+
+def test_default_settings_challenge_with_md5_only(tenant: Tenant) -> None:
+    """baresip 1.0 gives up on a SHA-256 challenge, so the default offers MD5 alone."""
+    registrar = Registrar(
+        store=tenant.store,
+        location=LocationService(),
+        settings=SipSettings(domain=SIP_DOMAIN),
+        secret=SECRET,
+        clock=FakeClock(),
+    )
+    device = tenant.softphone
+    response = registrar.handle_register(sdk_request(device), TLS_7)
+    assert response.status == 401
+    challenges = response.headers.get_all("www-authenticate")
+    assert len(challenges) == 1 and "algorithm=MD5" in challenges[0]

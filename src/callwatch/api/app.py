@@ -19,10 +19,13 @@ from callwatch.api.monitoring import MonitoringService
 from callwatch.api.oauth_service import OAuthService
 from callwatch.api.ratelimit import RateLimiter, RateLimitMiddleware
 from callwatch.api.routes import ROUTERS
+from callwatch.api.routes.subscriptions import subscription_error_response
 from callwatch.api.sip_provisioning import SipProvisioningService
 from callwatch.api.tokens import TokenIssuer
 from callwatch.clock import Clock
 from callwatch.config import Settings
+from callwatch.events.errors import SubscriptionError
+from callwatch.events.service import NotificationService
 from callwatch.ids import IdGenerator
 from callwatch.pbx.control import CallControl
 from callwatch.store.jwt_credentials import signing_key
@@ -41,6 +44,7 @@ def create_app(
     sip: SipListeners,
     device_status: DeviceStatusProvider,
     calls: CallControl | None = None,
+    notifications: NotificationService | None = None,
 ) -> FastAPI:
     """Build the REST application.
 
@@ -53,6 +57,8 @@ def create_app(
         device_status: registration state of devices (the SIP registrar).
         calls: telephony sessions, parties and presence (the pbx); without it those routes
             answer 503 CMN-201.
+        notifications: subscriptions and the WebSocket gateway, started and stopped by the
+            composition root; without it those routes answer 503 CMN-201.
     """
     services = build_services(
         store=store,
@@ -62,6 +68,7 @@ def create_app(
         sip=sip,
         device_status=device_status,
         calls=calls,
+        notifications=notifications,
     )
     app = FastAPI(
         title="callwatch REST API",
@@ -71,6 +78,7 @@ def create_app(
     )
     app.state.services = services
     install_error_handlers(app)
+    app.add_exception_handler(SubscriptionError, subscription_error_response)
     app.add_middleware(RateLimitMiddleware, limiter=services.limiter)
     for router in ROUTERS:
         app.include_router(router)
@@ -86,6 +94,7 @@ def build_services(
     sip: SipListeners,
     device_status: DeviceStatusProvider,
     calls: CallControl | None = None,
+    notifications: NotificationService | None = None,
 ) -> ApiServices:
     """Wire the API services; exposed so other API routers' tests can reuse the wiring."""
     tokens = TokenIssuer(tokens=store.tokens, clock=clock, ids=ids)
@@ -116,4 +125,5 @@ def build_services(
         monitoring=MonitoringService(store=store, directory=directory, ids=ids),
         limiter=limiter,
         calls=calls,
+        notifications=notifications,
     )

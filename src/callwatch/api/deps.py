@@ -41,6 +41,7 @@ from callwatch.api.sip_provisioning import SipProvisioningService
 from callwatch.api.tokens import Principal, TokenIssuer
 from callwatch.clock import Clock
 from callwatch.config import Settings
+from callwatch.events.service import NotificationService
 from callwatch.pbx.control import CallControl
 from callwatch.store.repo import Extension
 
@@ -106,6 +107,8 @@ class ApiServices:
     limiter: RateLimiter
     calls: CallControl | None = None
     """Telephony sessions and presence; None until the pbx is wired (routes answer 503)."""
+    notifications: NotificationService | None = None
+    """Subscriptions and the WebSocket gateway; None: those routes answer 503."""
 
 
 def get_services(request: Request) -> ApiServices:

@@ -14,6 +14,12 @@ the loop with ``create_datagram_endpoint(sock=…)``, so the relay can send with
 ``sendto``: cheaper than the transport's and, sent from the *partner's* socket, the source port
 is the one that phone was told in SDP (symmetric RTP). A protocol object per socket forwards
 ``datagram_received`` straight to the stream's bound ``receive_rtp`` with the arrival time.
+
+Mix forks (:mod:`callwatch.media.mixfork`) are the one thing on the loop driven by time rather
+than by packets: each active mix has one ``loop.call_at`` timer, re-armed after every tick at
+the mix's next grid deadline (converted from the monotonic receive clock to the loop's), and
+left to lapse once the mix has no source. A tick that raises is counted on the mix, logged
+once, and the timer keeps running: a codec library's fault never stops the media loop.
 """
 
 from __future__ import annotations
@@ -24,21 +30,25 @@ import dataclasses
 import errno
 import functools
 import ipaddress
+import logging
 import socket
 import threading
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from callwatch.media.mixfork import MixFork, MixStats
 from callwatch.media.ports import MediaError, PortPool, PortsExhausted
 from callwatch.media.relay import MAX_STREAMS, Address, Relay, Stream
 from callwatch.media.srtp import SrtpContext, SrtpDirection, generate_key_salt
 from callwatch.media.stats import RelayTotals, StreamStats
+from callwatch.media.transcode import OutputSpec, SourceFormat, warm_up
 
 __all__ = ["DEFAULT_RCVBUF", "Endpoint", "MediaEngine"]
 
 _T = TypeVar("_T")
+logger = logging.getLogger(__name__)
 
 DEFAULT_RCVBUF = 1 << 19
 """Receive buffer per socket: ~2,000 small packets of slack while the loop is busy."""
@@ -124,6 +134,7 @@ class MediaEngine:
         self._rcvbuf = rcvbuf
         self._relay = Relay(max_streams=max_streams)
         self._sockets: dict[int, _Sockets] = {}
+        self._mix_timers: dict[MixFork, asyncio.TimerHandle] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
 
@@ -180,6 +191,9 @@ class MediaEngine:
     async def _close_all(self) -> None:
         for stream_id in list(self._sockets):
             self._delete(stream_id)
+        for timer in self._mix_timers.values():
+            timer.cancel()
+        self._mix_timers.clear()
 
     # -- control API (any loop; each call runs on the media loop) ------------------------------
 
@@ -242,8 +256,24 @@ class MediaEngine:
         await self._call(self._relay.add_fork, source, target)
 
     async def remove_fork(self, source: int, target: int) -> None:
-        """Stop a fork."""
+        """Stop a fork, or remove ``source`` from the mix sending out of ``target``."""
         await self._call(self._relay.remove_fork, source, target)
+
+    async def mix(
+        self, target: int, sources: Mapping[int, SourceFormat], *, output: OutputSpec
+    ) -> None:
+        """Send ``sources`` decoded, mixed and re-encoded as ``output`` out of ``target``
+        (see :meth:`Relay.add_mix`); codec libraries are loaded off both loops first."""
+        await asyncio.to_thread(warm_up, output, list(sources.values()))
+        await self._call(self._mix, target, dict(sources), output)
+
+    async def unmix(self, target: int) -> None:
+        """Stop the mix sending out of ``target``."""
+        await self._call(self._relay.remove_mix, target)
+
+    async def mix_stats(self, target: int) -> MixStats:
+        """The counters of the mix sending out of ``target``."""
+        return await self._call(self._relay.mix_stats, target)
 
     async def delete(self, stream_id: int) -> None:
         """Remove a stream, close its sockets and release its ports."""
@@ -330,6 +360,29 @@ class MediaEngine:
             )
         stream.set_remote(remote, remote_rtcp)
         return self._endpoint(stream)
+
+    def _mix(self, target: int, sources: Mapping[int, SourceFormat], output: OutputSpec) -> None:
+        mix = self._relay.add_mix(target, sources, output, now=_monotonic())
+        if mix not in self._mix_timers:
+            self._arm(mix)
+
+    def _arm(self, mix: MixFork) -> None:
+        deadline = mix.next_deadline()
+        if deadline is None:  # no source left (or removed): let the timer lapse
+            self._mix_timers.pop(mix, None)
+            return
+        loop = asyncio.get_running_loop()
+        when = loop.time() + (deadline - _monotonic())
+        self._mix_timers[mix] = loop.call_at(when, self._on_tick, mix)
+
+    def _on_tick(self, mix: MixFork) -> None:
+        try:
+            mix.tick(_monotonic())
+        except Exception:  # a codec library fault: count it, keep the loop and the timer
+            mix.tick_errors += 1
+            if mix.tick_errors == 1:
+                logger.exception("! mix into stream %d failed a tick", mix.target.stream_id)
+        self._arm(mix)
 
     def _totals(self) -> RelayTotals:
         totals = self._relay.totals()

@@ -7,8 +7,12 @@ The pbx maps SDP to these calls and back; nothing here knows SIP or SDP text. Fo
   :meth:`MediaControl.update` (re-INVITE, or the answer to our offer) → an
   :class:`~callwatch.media.aio.Endpoint` whose host/port/key go into the SDP we send that leg;
 * both legs known → :meth:`MediaControl.bridge`;
-* a supervisor answers → :meth:`MediaControl.fork` from each monitored party's leg to the
-  supervisor's stream for that party (allocated like any leg);
+* a supervisor answers → for each stream the device accepted: :meth:`MediaControl.fork` from
+  the monitored party's leg when the device took the party's codec (same encoding, clock,
+  channels and payload type: zero-copy); otherwise :meth:`MediaControl.mix` with that one party
+  (a transcoder), or with every monitored party on the first stream when the device accepted
+  fewer streams than offered (a mix). :meth:`MediaControl.unfork` removes one party from either
+  kind; :meth:`MediaControl.unmix` stops a mix; deleting any leg involved tears it down;
 * hang-up → :meth:`MediaControl.delete` per leg; :meth:`MediaControl.idle` tells which legs
   went silent (the pbx ends such calls).
 
@@ -18,9 +22,11 @@ and an rtpengine (ng protocol) implementation can stand behind the same verbs fo
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Protocol
 
 from callwatch.media.aio import Endpoint, MediaEngine
+from callwatch.media.mixfork import MixStats
 from callwatch.media.ports import (
     MediaError,
     MediaLimitError,
@@ -30,6 +36,14 @@ from callwatch.media.ports import (
 )
 from callwatch.media.stats import StreamStats
 from callwatch.media.stream import Address
+from callwatch.media.transcode import (
+    OutputFormat,
+    OutputSpec,
+    RtpFormat,
+    SourceFormat,
+    SourceStats,
+    UnsupportedFormat,
+)
 
 __all__ = [
     "Address",
@@ -38,10 +52,17 @@ __all__ = [
     "MediaError",
     "MediaLimitError",
     "MediaStateError",
+    "MixStats",
+    "OutputFormat",
+    "OutputSpec",
     "PortsExhausted",
     "RelayControl",
+    "RtpFormat",
+    "SourceFormat",
+    "SourceStats",
     "StreamStats",
     "UnknownStream",
+    "UnsupportedFormat",
 ]
 
 
@@ -88,11 +109,43 @@ class MediaControl(Protocol):
         ...
 
     async def fork(self, source: int, target: int) -> None:
-        """Copy what ``source``'s party sends to the ``target`` leg, as one continuous stream."""
+        """Copy what ``source``'s party sends to the ``target`` leg, as one continuous stream.
+
+        Zero-copy: the payload (and payload type) go out unchanged, so use it only when the
+        target's device accepted exactly the party's codec and payload type.
+        """
         ...
 
     async def unfork(self, source: int, target: int) -> None:
-        """Stop a fork."""
+        """Stop a fork, or take ``source`` out of the mix sending out of ``target``."""
+        ...
+
+    async def mix(
+        self, target: int, sources: Mapping[int, SourceFormat], *, output: OutputSpec
+    ) -> None:
+        """Send the ``sources`` legs' audio decoded, mixed and re-encoded out of ``target``.
+
+        Args:
+            target: the supervisor's stream (allocated like any leg; never a bridged one).
+            sources: per monitored leg, its audio payload types → ``(encoding, clock rate,
+                channels)`` as negotiated with that party; other payload types it sends
+                (telephone-event) are ignored. One source makes a transcoder.
+            output: ``(encoding, clock rate, channels, payload type)`` from the target's answer
+                (:class:`OutputFormat`); sent at 20 ms.
+
+        Declarative: calling it again on the same target sets the new source list (running
+        sources keep their state, the output stays one continuous RTP stream) and replaces a
+        zero-copy fork into the target. Raises :class:`UnsupportedFormat` (488) for a codec the
+        relay cannot decode or encode.
+        """
+        ...
+
+    async def unmix(self, target: int) -> None:
+        """Stop the mix sending out of ``target`` (no error if there is none)."""
+        ...
+
+    async def query_mix(self, target: int) -> MixStats:
+        """The mix's counters: frames, encode errors, per-source concealment and drops."""
         ...
 
     async def delete(self, leg: int) -> None:
@@ -153,6 +206,17 @@ class RelayControl:
 
     async def unfork(self, source: int, target: int) -> None:
         await self.engine.remove_fork(source, target)
+
+    async def mix(
+        self, target: int, sources: Mapping[int, SourceFormat], *, output: OutputSpec
+    ) -> None:
+        await self.engine.mix(target, sources, output=output)
+
+    async def unmix(self, target: int) -> None:
+        await self.engine.unmix(target)
+
+    async def query_mix(self, target: int) -> MixStats:
+        return await self.engine.mix_stats(target)
 
     async def delete(self, leg: int) -> None:
         await self.engine.delete(leg)

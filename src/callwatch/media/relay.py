@@ -33,7 +33,13 @@ Forks. :meth:`Relay.add_fork` sends every packet a monitored stream *receives* a
 target stream (the supervisor's stream for that party), re-stamped by the target's
 :class:`~callwatch.media.stream.Fork` so the supervisor sees one continuous stream (its own
 SSRC, sequence and timestamp), even when the party's SSRC changes or the fork is moved to
-another party.
+another party. That is the zero-copy path, for a device that accepted the party's codec.
+:meth:`Relay.add_mix` is the other one: the target's output is decoded, mixed and re-encoded
+from one or more sources every 20 ms (:mod:`callwatch.media.mixfork`) — a transcoder for a
+device that answered another codec, a mix for one that took a single stream. Both kinds hang
+off a source as *feeds* (called after the call's own send) and off the target as its
+:class:`~callwatch.media.stream.Fork`, which owns the output identity either way; removing a
+source, a target or the fork tears down exactly the wiring that involved it.
 
 The core never touches sockets or clocks: sends go through injected callables and ``now`` is
 passed in, so everything here is tested without I/O.
@@ -42,19 +48,28 @@ passed in, so everything here is tested without I/O.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
+from callwatch.media.codecs.base import CodecError
+from callwatch.media.mixfork import ForkMode, MixFork, MixStats
 from callwatch.media.ports import MediaLimitError, MediaStateError, UnknownStream
 from callwatch.media.srtp import SrtpContext
 from callwatch.media.stats import RelayTotals, StreamStats
 from callwatch.media.stream import Address, Fork, SendTo, Stream
+from callwatch.media.transcode import (
+    OutputSpec,
+    SourceFormat,
+    UnsupportedFormat,
+    resolve_output,
+    resolve_source,
+)
 
 __all__ = ["MAX_FORKS_PER_STREAM", "MAX_STREAMS", "Address", "Fork", "Relay", "SendTo", "Stream"]
 
 MAX_STREAMS = 16384
 """Streams one relay holds at most (8192 two-party calls)."""
 MAX_FORKS_PER_STREAM = 4
-"""Supervisor forks one monitored stream may feed at once."""
+"""Supervisor forks (zero-copy or mix inputs) one monitored stream may feed at once."""
 
 
 class Relay:
@@ -123,13 +138,14 @@ class Relay:
         return len(self._streams)
 
     def remove_stream(self, stream_id: int) -> Stream:
-        """Remove a stream, its bridge and every fork it feeds or is fed by; returns it."""
+        """Remove a stream, its bridge and every fork or mix it feeds or is fed by; returns it."""
         stream = self.get(stream_id)
         self.unpair(stream_id)
-        for fork in stream._feeds:
-            self.remove_fork(stream_id, fork.target.stream_id)
+        for feed in stream._feeds:
+            self.remove_fork(stream_id, feed.target.stream_id)
         if stream._fork is not None and stream._fork.source is not None:
             self.remove_fork(stream._fork.source.stream_id, stream_id)
+        self.remove_mix(stream_id)
         del self._streams[stream_id]
         return stream
 
@@ -144,8 +160,10 @@ class Relay:
         if first is second:
             raise MediaStateError(f"cannot bridge stream {a} to itself")
         for stream in (first, second):
-            if stream._fork is not None and stream._fork.source is not None:
+            if stream._fork is not None and stream._fork.fed:
                 raise MediaStateError(f"stream {stream.stream_id} is a fork target")
+        self.remove_mix(a)  # idle mixes (every source removed) go with the new role
+        self.remove_mix(b)
         self.unpair(a)
         self.unpair(b)
         first._peer, second._peer = second, first
@@ -173,21 +191,128 @@ class Relay:
             raise MediaStateError(f"cannot fork stream {source} into itself")
         if dst._peer is not None:
             raise MediaStateError(f"stream {target} is bridged and cannot be a fork target")
-        if dst._fork is not None and dst._fork.source is not None:
-            raise MediaStateError(f"stream {target} is already fed by a fork")
+        if dst._fork is not None and dst._fork.fed:
+            raise MediaStateError(f"stream {target} is already fed by a fork or a mix")
         if len(src._feeds) >= MAX_FORKS_PER_STREAM:
             raise MediaLimitError(f"stream {source} already feeds {MAX_FORKS_PER_STREAM} forks")
+        self.remove_mix(target)  # an idle one: a fed target was refused above
         if dst._fork is None:
             dst._fork = Fork(dst, self._rng)
+        dst._fork.reclock(dst.clock_rate, self._rng)  # a mix may have changed it
         dst._fork.source = src
         src._feeds = (*src._feeds, dst._fork)
 
     def remove_fork(self, source: int, target: int) -> None:
-        """Stop forking ``source`` into ``target`` (no error if there was no such fork)."""
+        """Stop feeding ``source`` into ``target``, zero-copy or as a mix input (no error if
+        there was no such fork). A mix left without sources stays wired but idle."""
         src, dst = self.get(source), self.get(target)
         src._feeds = tuple(f for f in src._feeds if f.target is not dst)
-        if dst._fork is not None and dst._fork.source is src:
-            dst._fork.source = None
+        fork = dst._fork
+        if fork is None:
+            return
+        if fork.source is src:
+            fork.source = None
+        if fork.mix is not None:
+            fork.mix.remove_input(source)
+
+    def add_mix(
+        self,
+        target: int,
+        sources: Mapping[int, SourceFormat],
+        output: OutputSpec,
+        *,
+        now: float,
+        mode: ForkMode = ForkMode.LISTEN,
+    ) -> MixFork:
+        """Make ``target`` send the decoded, mixed and re-encoded audio of ``sources``.
+
+        Declarative: the target's output becomes exactly this mix. A zero-copy fork into the
+        target is replaced; an existing mix with the same ``output`` keeps its running sources
+        (their decoders and buffers), drops those not named and adds the new ones; a mix with
+        another ``output`` is replaced. The output stays one continuous RTP stream throughout
+        (the restamper belongs to the target) unless its RTP clock changes.
+
+        Args:
+            target: the stream to send out of (a supervisor's stream; never a bridged one).
+            sources: each source stream's audio payload types → ``(encoding, clock, channels)``.
+            output: ``(encoding, clock, channels, payload type)`` the target's device accepted.
+            now: the current time on the receive clock (anchors the 20 ms grid).
+            mode: only :attr:`ForkMode.LISTEN` exists yet.
+
+        Returns:
+            The mix, for the adapter to drive with :meth:`MixFork.tick`.
+
+        Raises:
+            UnknownStream: an id is unknown.
+            UnsupportedFormat: a codec cannot be decoded or encoded here (488).
+            MediaStateError: no sources, a source equal to the target, or a bridged target.
+            MediaLimitError: a new source already feeds :data:`MAX_FORKS_PER_STREAM` forks.
+        """
+        dst = self.get(target)
+        srcs = [self.get(s) for s in sources]
+        if mode is not ForkMode.LISTEN:
+            raise MediaStateError(f"fork mode {mode.value} is not implemented")
+        if not srcs:
+            raise MediaStateError(f"a mix into stream {target} needs at least one source")
+        if dst in srcs:
+            raise MediaStateError(f"cannot mix stream {target} into itself")
+        if dst._peer is not None:
+            raise MediaStateError(f"stream {target} is bridged and cannot be a fork target")
+        fmt, codec = resolve_output(output)
+        formats = {s: resolve_source(f) for s, f in sources.items()}
+        for src in srcs:
+            elsewhere = sum(1 for f in src._feeds if f.target is not dst)
+            if elsewhere >= MAX_FORKS_PER_STREAM:
+                raise MediaLimitError(f"stream {src.stream_id} already feeds "
+                                      f"{MAX_FORKS_PER_STREAM} forks")  # fmt: skip
+        fork = dst._fork
+        mix = fork.mix if fork is not None else None
+        if mix is None or mix.output != fmt:
+            try:
+                encoder = codec.new_encoder()
+            except CodecError as exc:
+                raise UnsupportedFormat(f"cannot encode {fmt.encoding}: {exc}") from None
+            if fork is None:
+                fork = dst._fork = Fork(dst, self._rng)
+            self.remove_mix(target)
+            fork.reclock(codec.clock_rate, self._rng)
+            mix = fork.mix = MixFork(dst, fmt, codec, encoder, fork.restamper,
+                                     ssrc=self._rng.getrandbits(32), mode=mode)  # fmt: skip
+        assert fork is not None
+        if fork.source is not None:
+            self.remove_fork(fork.source.stream_id, target)
+        for stale in [s for s in mix.inputs if s not in sources]:
+            self.remove_fork(stale, target)
+        for src in srcs:
+            entry = mix.inputs.get(src.stream_id)
+            if entry is not None:
+                entry.set_formats(formats[src.stream_id])
+            else:
+                entry = mix.add_input(src, formats[src.stream_id], now)
+                src._feeds = (*src._feeds, entry)
+        return mix
+
+    def remove_mix(self, target: int) -> None:
+        """Stop the mix sending out of ``target`` and unhook its sources (no error if none)."""
+        fork = self.get(target)._fork
+        if fork is None or fork.mix is None:
+            return
+        mix, fork.mix = fork.mix, None
+        for entry in mix.inputs.values():
+            entry.source._feeds = tuple(f for f in entry.source._feeds if f is not entry)
+        mix.close()
+
+    def mix_stats(self, target: int) -> MixStats:
+        """The counters of the mix sending out of ``target``.
+
+        Raises:
+            UnknownStream: no such stream.
+            MediaStateError: no mix sends out of it.
+        """
+        fork = self.get(target)._fork
+        if fork is None or fork.mix is None:
+            raise MediaStateError(f"no mix sends out of stream {target}")
+        return fork.mix.stats()
 
     def idle_streams(self, now: float, timeout: float) -> list[int]:
         """Ids of streams that received no RTP/RTCP for ``timeout`` seconds (or since creation)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol
 
 from callwatch.media.restamp import Restamper
 from callwatch.media.rtcp import RtcpPacket, RtcpReceiverReport, RtcpSenderReport, parse_rtcp
@@ -16,7 +17,10 @@ from callwatch.media.rtp import SEQ_TS_SSRC, RtpError, RtpHeader, RtpPacket, is_
 from callwatch.media.srtp import SrtpContext
 from callwatch.media.stats import ReceiveStats, StreamStats
 
-__all__ = ["Address", "Fork", "SendTo", "Stream"]
+if TYPE_CHECKING:
+    from callwatch.media.mixfork import MixFork
+
+__all__ = ["Address", "Feed", "Fork", "SendTo", "Stream"]
 
 Address = tuple[str, int]
 """A UDP address as the socket layer gives it: ``(host, port)``."""
@@ -26,30 +30,56 @@ SendTo = Callable[[bytes | bytearray, Address], object]
 _unpack_seq_ts_ssrc = SEQ_TS_SSRC.unpack_from
 
 
+class Feed(Protocol):
+    """What a stream hands each packet it receives to, after the call's own media: a zero-copy
+    :class:`Fork` or a mix fork's input (:class:`~callwatch.media.mixfork.MixInput`)."""
+
+    @property
+    def target(self) -> Stream:
+        """The stream the fed packets end up leaving from."""
+        ...
+
+    def forward(self, data: bytes, now: float) -> None:
+        """Take one plain RTP packet received at ``now``; must never raise."""
+        ...
+
+
 class Fork:
     """The output side of a supervisor fork: re-stamps what it is fed and sends it out of
     its target stream as one continuous RTP stream (own SSRC, sequence +1 per packet, timestamp
     continuous across source changes — :class:`~callwatch.media.restamp.Restamper`).
 
     A fork belongs to its target, so moving it from one party's stream to another keeps the
-    supervisor's stream continuous.
+    supervisor's stream continuous. It is fed either zero-copy by one :attr:`source`, or by a
+    :attr:`mix` (a transcoding or mixing fork) that shares its :attr:`restamper`.
     """
 
-    __slots__ = ("_rewrite", "restamper", "source", "target")
+    __slots__ = ("_rewrite", "clock_rate", "mix", "restamper", "source", "target")
 
     def __init__(self, target: Stream, rng: random.Random) -> None:
         self.target = target
         """The stream the re-stamped packets are sent out of."""
         self.source: Stream | None = None
-        """The stream currently feeding this fork."""
-        self.restamper = Restamper(
-            rng.getrandbits(32),
-            first_sequence=rng.getrandbits(16),
-            first_timestamp=rng.getrandbits(32),
-            clock_rate=target.clock_rate,
-        )
+        """The stream currently feeding this fork zero-copy."""
+        self.mix: MixFork | None = None
+        """The mix fork currently sending out of the target."""
+        self.clock_rate = target.clock_rate
+        """RTP clock of the output (the restamper's)."""
+        self.restamper = _restamper(rng, self.clock_rate)
         """Owns the output SSRC, sequence and timestamp."""
         self._rewrite = self.restamper.rewrite
+
+    @property
+    def fed(self) -> bool:
+        """Whether anything sends out of the target: a source, or a mix that has sources."""
+        return self.source is not None or (self.mix is not None and bool(self.mix.inputs))
+
+    def reclock(self, clock_rate: int, rng: random.Random) -> None:
+        """Take a new output identity when the output's RTP clock changes (another codec)."""
+        if clock_rate != self.clock_rate:
+            self.clock_rate = clock_rate
+            self.restamper = _restamper(rng, clock_rate)
+            self._rewrite = self.restamper.rewrite
 
     def forward(self, data: bytes, now: float) -> None:
         """Send a re-stamped copy of the plain RTP packet ``data`` to the target's remote."""
@@ -58,6 +88,15 @@ class Fork:
         buf = bytearray(data)
         self._rewrite(buf, now)
         self.target.send_rtp(buf)
+
+
+def _restamper(rng: random.Random, clock_rate: int) -> Restamper:
+    return Restamper(
+        rng.getrandbits(32),
+        first_sequence=rng.getrandbits(16),
+        first_timestamp=rng.getrandbits(32),
+        clock_rate=clock_rate,
+    )
 
 
 class Stream:
@@ -125,7 +164,7 @@ class Stream:
         self._srtp_out = srtp_out
         self._rx = ReceiveStats(clock_rate)
         self._peer: Stream | None = None
-        self._feeds: tuple[Fork, ...] = ()  # forks fed with what this stream receives
+        self._feeds: tuple[Feed, ...] = ()  # forks and mixes fed with what this receives
         self._fork: Fork | None = None  # the fork sending out of this stream, if a target
         self._hint: Address | None = None
         self._rtcp_hint: Address | None = None
@@ -221,7 +260,7 @@ class Stream:
         peer = self._peer
         if peer is not None:
             peer.send_rtp(data)  # the call's own media first …
-        else:
+        elif self._fork is None:  # a supervisor's device sending is expected, not unroutable
             self.unroutable += 1
         for fork in self._feeds:  # … then supervisors, which can never delay it
             fork.forward(data, now)
@@ -345,7 +384,7 @@ class Stream:
                 break
         if self._peer is not None:
             self._peer.send_rtcp(data)
-        else:
+        elif self._fork is None:
             self.unroutable += 1
 
     def send_rtcp(self, data: bytes) -> None:

@@ -185,7 +185,7 @@ class B2bua:
                 targets.append(
                     Target(
                         uri=binding.contact.uri,
-                        destination=binding.source,
+                        destination=binding.destination,
                         device_id=device.id,
                         srtp=binding.source.transport == "TLS",
                     )

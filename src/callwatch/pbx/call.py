@@ -34,8 +34,22 @@ from callwatch.pbx import sessions as ts
 from callwatch.pbx.errors import InvalidState
 from callwatch.pbx.events import PartyStatusChanged
 from callwatch.pbx.legs import ContactFor, Leg, LegState, SipSender, answer, build_invite
-from callwatch.pbx.media_sdp import SdpError, is_hold, leg_media, parse_sdp, relay_sdp
+from callwatch.pbx.media_sdp import (
+    SdpError,
+    audio_index,
+    is_hold,
+    leg_media,
+    parse_sdp,
+    relay_sdp,
+)
 from callwatch.pbx.reinvite import ReinviteRelay
+from callwatch.pbx.supervision import (
+    Approved,
+    SuperviseRequest,
+    SupervisionRefused,
+    check_not_supervised,
+)
+from callwatch.pbx.supervisor import MonitoredStream, SupervisorLeg
 from callwatch.sip.dialog import Dialog
 from callwatch.sip.events import (
     Address,
@@ -45,7 +59,7 @@ from callwatch.sip.events import (
     TransactionTimedOut,
 )
 from callwatch.sip.message import Request, Response, make_response
-from callwatch.sip.sdp import Direction, SessionDescription
+from callwatch.sip.sdp import Direction, RtpMap, SessionDescription
 from callwatch.sip.uri import NameAddr, SipUri
 
 logger = logging.getLogger(__name__)
@@ -88,6 +102,13 @@ class RingTimeout:
 
 
 @dataclass(frozen=True, slots=True)
+class SupervisorTimeout:
+    """A supervisor's device did not answer in time."""
+
+    supervisor: SupervisorLeg
+
+
+@dataclass(frozen=True, slots=True)
 class Command:
     """A REST command run inside the call's task; its result resolves ``future``."""
 
@@ -96,7 +117,7 @@ class Command:
 
 
 CallInput = RequestReceived | ResponseReceived | CancelReceived | TransactionTimedOut
-QueueItem = CallInput | RingTimeout | Command
+QueueItem = CallInput | RingTimeout | SupervisorTimeout | Command
 
 
 class Call:
@@ -129,6 +150,7 @@ class Call:
         self._queue: asyncio.Queue[QueueItem] = asyncio.Queue()
         self._ring_timer: asyncio.TimerHandle | None = None
         self._reinvites = ReinviteRelay(self)
+        self.supervisors: list[SupervisorLeg] = []
         self.ended = False
         self.task: asyncio.Task[None] | None = None
 
@@ -137,6 +159,10 @@ class Call:
     def feed(self, item: QueueItem) -> None:
         """Queue an input for the call's task."""
         self._queue.put_nowait(item)
+
+    def feed_timeout(self, supervisor: SupervisorLeg) -> None:
+        """Timer callback: a supervisor's device did not answer."""
+        self.feed(SupervisorTimeout(supervisor))
 
     async def command(self, run: Callable[[], Awaitable[Any]]) -> Any:
         """Run ``run`` inside the call's task and return its result."""
@@ -198,6 +224,8 @@ class Call:
             await self._run_command(item)
         elif isinstance(item, RingTimeout):
             self._ring_timeout()
+        elif isinstance(item, SupervisorTimeout):
+            item.supervisor.timed_out()
         elif isinstance(item, CancelReceived):
             self._cancelled()
         elif isinstance(item, ResponseReceived):
@@ -295,6 +323,11 @@ class Call:
     # -- responses ----------------------------------------------------------------
 
     async def _on_response(self, event: ResponseReceived) -> None:
+        supervisor = self._supervisor_for(event.response.call_id)
+        if supervisor is not None:
+            if event.response.cseq.method == "INVITE":
+                await supervisor.on_invite_response(event.response)
+            return
         leg = self._leg_for_transaction(event.transaction, event.response)
         if leg is None:
             return
@@ -428,6 +461,11 @@ class Call:
 
     async def _on_request(self, event: RequestReceived) -> None:
         request = event.request
+        supervisor = self._supervisor_for(request.call_id)
+        if supervisor is not None:
+            if event.transaction is not None:
+                await supervisor.on_request(event.transaction, request)
+            return
         leg = self._leg_for_request(request)
         if leg is None or event.transaction is None:
             return  # ACK: nothing to do (a 2xx we sent was confirmed)
@@ -456,6 +494,12 @@ class Call:
             )
         else:
             self._deps.sender.send_response(event.transaction, make_response(request, 200))
+
+    def _supervisor_for(self, call_id: str) -> SupervisorLeg | None:
+        for supervisor in self.supervisors:
+            if supervisor.leg is not None and supervisor.leg.call_id == call_id:
+                return supervisor
+        return None
 
     def _leg_for_request(self, request: Request) -> Leg | None:
         to_tag = request.to.tag
@@ -531,6 +575,8 @@ class Call:
             return
         self.ended = True
         self._stop_ring_timer()
+        for supervisor in self.supervisors:
+            supervisor.end_with_call()
         session, events = ts.disconnect_all(
             self.session, now=self._deps.clock.utcnow(), reason=reason
         )
@@ -539,6 +585,7 @@ class Call:
 
     async def _release(self) -> None:
         endpoints = {leg.endpoint.stream_id for leg in self.legs if leg.endpoint is not None}
+        endpoints |= {e.stream_id for s in self.supervisors for e in s.streams}
         for stream_id in endpoints:
             with contextlib.suppress(MediaError):
                 await self._deps.media.delete(stream_id)
@@ -575,6 +622,61 @@ class Call:
         if self._ring_timer is not None:
             self._ring_timer.cancel()
             self._ring_timer = None
+
+    async def add_supervisor(
+        self,
+        approved: Approved,
+        request: SuperviseRequest,
+        target: Target,
+        *,
+        answer_timeout: float,
+    ) -> SupervisorLeg:
+        """Add a supervisor party and INVITE its device (runs in the call's task; the caller
+        awaits the returned leg's ``future`` for the answer)."""
+        check_not_supervised(self.session, approved.supervisor, approved.monitored)
+        if self.b is None or self.b.endpoint is None or self.a.endpoint is None:
+            raise SupervisionRefused("SUP-106", 409, "The call is not answered")
+        sup, agent, device = approved.supervisor, approved.agent, approved.device
+        session, party, event = ts.add_party(
+            self.session, role=ts.PartyRole.SUPERVISOR, direction=ts.Direction.OUTBOUND,
+            from_=ts.Endpoint(phone_number=sup.number, name=sup.name, extension_id=sup.id,
+                              extension_number=sup.number, device_id=device.id),
+            to=ts.Endpoint(phone_number=agent.number, name=agent.name, extension_id=agent.id,
+                           extension_number=agent.number),
+            now=self._deps.clock.utcnow(), extension_id=sup.id, device_id=device.id,
+            monitored=approved.monitored,
+        )  # fmt: skip
+        self.session = session
+        self._deps.on_session(session, [event])
+        codec = self._negotiated_codec()
+        sources = {self.caller_party: self.a.endpoint.stream_id,
+                   self.callee_party: self.b.endpoint.stream_id}  # fmt: skip
+        leg = SupervisorLeg(
+            self, party_id=party.id, target=target, sip_user=device.sip_username,
+            monitored=[MonitoredStream(p, sources[p], codec) for p in approved.monitored],
+            auto_answer=request.auto_answer, direction=request.direction,
+            answer_timeout=answer_timeout,
+        )  # fmt: skip
+        self.supervisors.append(leg)
+        self._set(party.id, ts.PartyStatus.PROCEEDING)
+        await leg.start()
+        return leg
+
+    async def stop_supervisor(self, party_id: str) -> None:
+        """End one supervisor's listening (REST DELETE of its party)."""
+        for leg in self.supervisors:
+            if leg.party_id == party_id:
+                await leg.stop(reason="CallFinished")
+
+    def _negotiated_codec(self) -> RtpMap:
+        """The codec both parties use (the callee's answer's first format)."""
+        assert self.b is not None and self.b.remote_sdp is not None
+        media = self.b.remote_sdp.media[audio_index(self.b.remote_sdp)]
+        rtpmaps = media.rtpmaps
+        for fmt in media.formats:
+            if fmt.isdigit() and int(fmt) in rtpmaps:
+                return rtpmaps[int(fmt)]
+        return RtpMap(0, "PCMU", 8000)
 
     async def hold(self, party_id: str, *, hold: bool) -> None:
         """Hold (or resume) a party from the network side: its peer gets a re-INVITE with

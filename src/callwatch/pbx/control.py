@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Protocol
 
 from callwatch.pbx.presence import PresenceState, PresenceUpdate
@@ -60,6 +61,18 @@ class CallControl(Protocol):
 
     async def drop_session(self, caller: Caller, session_id: str) -> None:
         """Hang up every party of the session."""
+        ...
+
+    async def supervise(
+        self,
+        caller: Caller,
+        session_id: str,
+        body: Mapping[str, object],
+        *,
+        party_id: str | None = None,
+    ) -> Party:
+        """Add the caller as a supervisor (session level, or of ``party_id``); the supervisor
+        party once the device answered. Refusals raise PbxError subclasses."""
         ...
 
     def presence(self, caller: Caller, extension_id: int) -> PresenceState:

@@ -53,6 +53,22 @@ class Binding:
         uri = self.contact.uri
         return self.reg_id is not None or "ob" in uri.params or uri.host.endswith(".invalid")
 
+    @property
+    def destination(self) -> Address:
+        """Where requests to this contact go (RFC 3263 simplified, RFC 5626 §5.2).
+
+        An outbound (flow-bound) binding, or a contact that cannot be routed (``*.invalid``),
+        is reached over the flow it registered on; any other contact at its own address, with
+        the transport its URI names (TLS for ``sips:``), else the one it registered over.
+        """
+        uri = self.contact.uri
+        if self.flow_bound or uri.host.endswith(".invalid"):
+            return self.source
+        transport = "TLS" if uri.scheme == "sips" else (uri.transport or self.source.transport)
+        port = uri.port or (5061 if transport == "TLS" else 5060)
+        host = uri.host[1:-1] if uri.host.startswith("[") else uri.host
+        return Address(transport.upper(), host, port)
+
     def remaining(self, now: float) -> int:
         """Whole seconds left before expiry (never negative)."""
         return max(0, int(self.expires_at - now + 0.5))

@@ -272,7 +272,10 @@ class Registrar:
     def _authenticator(self, realm: str) -> DigestAuthenticator:
         if realm not in self._authenticators:
             self._authenticators[realm] = DigestAuthenticator(
-                realm=realm, secret=self._secret, nonce_lifetime=self._settings.nonce_lifetime
+                realm=realm,
+                secret=self._secret,
+                nonce_lifetime=self._settings.nonce_lifetime,
+                algorithms=tuple(self._settings.digest_algorithms),
             )
         return self._authenticators[realm]
 

@@ -11,19 +11,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from callwatch.clock import Clock
 from callwatch.pbx import sessions as ts
 from callwatch.pbx.b2bua import B2bua
-from callwatch.pbx.call import Call
+from callwatch.pbx.call import Call, Target
 from callwatch.pbx.control import Caller
 from callwatch.pbx.errors import Forbidden, InvalidState, NotFound
 from callwatch.pbx.events import DeviceStatusChanged, DomainEvent, PartyStatusChanged
 from callwatch.pbx.legs import SipSender
 from callwatch.pbx.presence import PresenceState, PresenceTracker, PresenceUpdate
 from callwatch.pbx.registrar import ALLOW, SUPPORTED, Registrar
+from callwatch.pbx.supervision import SupervisionRefused, approve, parse_request
+from callwatch.pbx.supervisor import SupervisorLeg
 from callwatch.sip.events import (
     CancelReceived,
     ConnectionClosed,
@@ -55,6 +57,7 @@ class PbxService:
         publish: Publish | None = None,
         expiry_interval: float = 1.0,
         media_timeout: float = 60.0,
+        answer_timeout: float = 15.0,
     ) -> None:
         self._store = store
         self.registrar = registrar
@@ -65,6 +68,7 @@ class PbxService:
         self._sender: SipSender | None = None
         self._expiry_interval = expiry_interval
         self._media_timeout = media_timeout
+        self._answer_timeout = answer_timeout
         self._tasks: list[asyncio.Task[None]] = []
         self.counters = {"malformed": 0, "requests": 0, "refused": 0}
 
@@ -203,14 +207,54 @@ class PbxService:
         return party
 
     async def delete_party(self, caller: Caller, session_id: str, party_id: str) -> None:
-        """Remove a party: in a two-party call, that ends the call."""
+        """Remove a party: a supervisor's stops supervision only; in a two-party call, any
+        other ends the call."""
         call = self._call(caller, session_id)
-        self._party(caller, call, party_id, act=True)
+        party = self._party(caller, call, party_id, act=True)
 
         async def run() -> None:
-            call.hangup(reason="CallDropped")
+            if party.role is ts.PartyRole.SUPERVISOR:
+                await call.stop_supervisor(party_id)
+            else:
+                call.hangup(reason="CallDropped")
 
         await self._in_call(call, run)
+
+    async def supervise(
+        self,
+        caller: Caller,
+        session_id: str,
+        body: Mapping[str, object],
+        *,
+        party_id: str | None = None,
+    ) -> ts.Party:
+        """Add the caller as supervisor of a call (or of one party); returns the supervisor
+        party once the device answered. Every refusal happens before any INVITE is sent."""
+        request = parse_request(body)
+        call = self._call(caller, session_id)
+        if party_id is not None:
+            self._party(caller, call, party_id, act=False)
+        approved = approve(
+            self._store, caller=caller, session=call.session, request=request,
+            party_id=party_id, device_online=self.registrar.is_online(request.device_id),
+        )  # fmt: skip
+        target = self._device_target(approved.device.id)
+        timeout = self._answer_timeout if request.auto_answer else self._answer_timeout * 3
+
+        async def run() -> SupervisorLeg:
+            return await call.add_supervisor(approved, request, target, answer_timeout=timeout)
+
+        leg: SupervisorLeg = await self._in_call(call, run)
+        return await leg.future
+
+    def _device_target(self, device_id: str) -> Target:
+        bindings = self.registrar.bindings(device_id)
+        if not bindings:
+            raise SupervisionRefused("SUP-103", 409, "The supervisor's device is not registered",
+                                     parameter="supervisorDeviceId")  # fmt: skip
+        binding = bindings[-1]  # the most recent registration
+        return Target(uri=binding.contact.uri, destination=binding.destination,
+                      device_id=device_id, srtp=binding.source.transport == "TLS")  # fmt: skip
 
     async def drop_session(self, caller: Caller, session_id: str) -> None:
         """Hang up every party."""

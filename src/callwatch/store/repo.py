@@ -164,6 +164,39 @@ class MonitoringMember:
     """A non-empty subset of :data:`MONITORING_PERMISSIONS`."""
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SubscriptionRecord:
+    """A notification subscription (ringcentral-api.md §2.11); only WebHook ones are stored.
+
+    WebSocket subscriptions live as long as their WebSocket session and are never persisted.
+    """
+
+    id: str
+    """UUID string, like RingCentral's."""
+    account_id: int
+    extension_id: int
+    """The owner: the token's extension…"""
+    client_id: str
+    """…and application (the 30-per-user-per-app limit counts per pair)."""
+    event_filters: tuple[str, ...]
+    """Canonical filter URIs with ``~`` resolved."""
+    transport: str
+    """``WebHook`` or ``WebSocket``."""
+    created_at: float
+    """POSIX timestamps (UTC wall clock, so they survive restarts)."""
+    expires_at: float
+    expires_in: int
+    """The TTL asked for; renewals extend by it."""
+    address: str | None = None
+    """WebHook delivery URL."""
+    verification_token: str | None = None
+    """Sent back as ``Validation-Token`` on every WebHook delivery."""
+    status: str = "Active"
+    """``Active`` or ``Blacklisted``."""
+    blacklisted_at: float | None = None
+    blacklist_reason: str | None = None
+
+
 MemberAssignment = tuple[int, Collection[str]]
 """``(extension id, permissions)`` as :meth:`MonitoringGroupRepo.bulk_assign` takes it."""
 
@@ -325,6 +358,32 @@ class MonitoringGroupRepo(Protocol):
         ...
 
 
+class SubscriptionRepo(Protocol):
+    """Persisted (WebHook) notification subscriptions."""
+
+    def get(self, subscription_id: str) -> SubscriptionRecord | None: ...
+    def create(self, record: SubscriptionRecord) -> SubscriptionRecord: ...
+    def update(self, record: SubscriptionRecord) -> SubscriptionRecord:
+        """Replace every mutable field (RecordNotFound if there is no such subscription)."""
+        ...
+
+    def delete(self, subscription_id: str) -> bool:
+        """Delete it; False if there was none."""
+        ...
+
+    def list_for_owner(self, extension_id: int, client_id: str) -> Sequence[SubscriptionRecord]:
+        """The owner's subscriptions (expired ones too), oldest first."""
+        ...
+
+    def list_active(self, now: float) -> Sequence[SubscriptionRecord]:
+        """Every ``Active`` subscription not expired at ``now`` (to resume delivery)."""
+        ...
+
+    def purge_expired(self, before: float) -> int:
+        """Delete subscriptions that expired before ``before``; returns the count."""
+        ...
+
+
 class Store(Protocol):
     """Every repository of one store, plus its lifecycle."""
 
@@ -346,4 +405,6 @@ class Store(Protocol):
     def secrets(self) -> SecretRepo: ...
     @property
     def monitoring(self) -> MonitoringGroupRepo: ...
+    @property
+    def subscriptions(self) -> SubscriptionRepo: ...
     def close(self) -> None: ...

@@ -26,6 +26,7 @@ from callwatch.store.sqlite_security import (
     SqliteSecrets,
     SqliteTokens,
 )
+from callwatch.store.sqlite_subscriptions import SUBSCRIPTIONS_SCHEMA, SqliteSubscriptions
 
 MIGRATIONS: tuple[str, ...] = (
     """
@@ -109,6 +110,7 @@ MIGRATIONS: tuple[str, ...] = (
     );
     """,
     MONITORING_SCHEMA,
+    SUBSCRIPTIONS_SCHEMA,
 )
 """Schema scripts, applied in order; never edit one that has shipped, append a new one."""
 
@@ -136,6 +138,7 @@ class SqliteStore:
         self._trunks = SqliteTrunks(self._db)
         self._secrets = SqliteSecrets(self._db)
         self._monitoring = SqliteMonitoring(self._db)
+        self._subscriptions = SqliteSubscriptions(self._db)
 
     @property
     def accounts(self) -> SqliteAccounts:
@@ -172,6 +175,10 @@ class SqliteStore:
     @property
     def monitoring(self) -> SqliteMonitoring:
         return self._monitoring
+
+    @property
+    def subscriptions(self) -> SqliteSubscriptions:
+        return self._subscriptions
 
     def close(self) -> None:
         """Close the database; the store must not be used afterwards."""

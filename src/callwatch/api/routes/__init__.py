@@ -11,7 +11,10 @@ from callwatch.api.routes import (
     oauth,
     presence,
     sip_provision,
+    subscriptions,
+    supervise,
     telephony,
+    wsgateway,
 )
 
 ROUTERS: tuple[APIRouter, ...] = (
@@ -22,4 +25,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     monitoring_groups.router,
     presence.router,
     telephony.router,
+    supervise.router,
+    subscriptions.router,
+    wsgateway.router,
 )

@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DATA   ?= .callwatch-demo
 # Debian packages the tests use as real peers (SIPp is packaged as sip-tester).
-DEBIAN_TEST_PACKAGES := sip-tester
+DEBIAN_TEST_PACKAGES := sip-tester baresip-core
 
 .PHONY: install test demo bench lint debian-deps clean
 
@@ -20,6 +20,7 @@ $(STAMP): pyproject.toml
 # Installs the Debian peers when they are missing and we may (root with apt-get).
 debian-deps:
 	@missing=""; command -v sipp >/dev/null 2>&1 || missing="$$missing sip-tester"; \
+	command -v baresip >/dev/null 2>&1 || missing="$$missing baresip-core"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    echo "installing Debian packages:$$missing"; \

@@ -15,7 +15,14 @@ from rich.table import Table
 
 from bench.common import Row
 
-BENCHMARKS = ["bench.sip_parse", "bench.register_udp", "bench.codecs", "bench.relay", "bench.fork"]
+BENCHMARKS = [
+    "bench.sip_parse",
+    "bench.register_udp",
+    "bench.codecs",
+    "bench.relay",
+    "bench.fork",
+    "bench.supervise",
+]
 RESULTS = Path(__file__).parent / "results"
 
 

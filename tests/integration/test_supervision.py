@@ -14,11 +14,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 
 from callwatch.app import CallwatchServer, provision_demo, server_url
 from callwatch.client import UaCall, UserAgent
+from callwatch.media.codecs import g711
+from callwatch.media.codecs.registry import codec_for
 from callwatch.sip.events import Address
+from callwatch.sip.offer_answer import G722, TELEPHONE_EVENT
 from callwatch.sip.sdp import party_id_from_info
 from tests.integration.conftest import RunningServer, make_settings
 
@@ -310,3 +314,53 @@ async def test_supervisor_party_in_presence_and_session(
         p["id"] == party["id"] and p["status"]["reason"] == "Supervising"
         for p in session["parties"]
     )
+
+
+def _tone_frames(frequency: float, frames: int = 100) -> list[bytes]:
+    t = np.arange(frames * 160) / 8000
+    pcm = (6000 * np.sin(2 * np.pi * frequency * t)).astype(np.int16)
+    return [g711.encode(pcm[i * 160 : (i + 1) * 160], "ulaw") for i in range(frames)]
+
+
+def _dominant_frequency(pcm: np.ndarray, rate: int) -> float:
+    spectrum = np.abs(np.fft.rfft(pcm.astype(np.float64) * np.hanning(len(pcm))))
+    return float(np.fft.rfftfreq(len(pcm), 1 / rate)[int(np.argmax(spectrum))])
+
+
+async def test_device_without_the_party_codec_gets_transcoded_streams(
+    server: RunningServer, live: LiveCall
+) -> None:
+    """The supervisor's device speaks G.722 only: each party's PCMU is transcoded for it, and
+    each decoded stream carries that party's tone (customer 440 Hz, agent 1000 Hz)."""
+    g722_only = await _register(
+        server,
+        server.extension("101")["devices"][1],
+        auto_answer_after=0.0,
+        codecs=(G722, TELEPHONE_EVENT),
+    )
+    try:
+        device_id = server.extension("101")["devices"][1]["id"]
+        body = {"mode": "Listen", "agentExtensionNumber": "108", "supervisorDeviceId": device_id}
+        assert (await _post(server, _supervise_path(live), body)).status_code == 201
+        sup_call = await g722_only.next_call()
+        assert [s.encoding.upper() for s in sup_call.streams] == ["G722", "G722"]
+        await asyncio.gather(
+            live.customer.send_payloads(_tone_frames(440), paced=True),
+            live.agent.send_payloads(_tone_frames(1000), paced=True),
+        )
+        agent_party, customer_party = live.party(server, "agent"), live.party(server, "customer")
+        sessions = {
+            s.label: sess for s, sess in zip(sup_call.streams, sup_call.media.sessions, strict=True)
+        }
+        await asyncio.wait_for(
+            asyncio.gather(
+                sessions[agent_party].wait_received(60), sessions[customer_party].wait_received(60)
+            ),
+            10,
+        )
+        for party, expected in ((agent_party, 1000.0), (customer_party, 440.0)):
+            decoder = codec_for("G722", 8000).new_decoder()
+            pcm = np.concatenate([decoder.decode(p) for p in sessions[party].payloads[10:60]])
+            assert abs(_dominant_frequency(pcm, 16000) - expected) < 20, party
+    finally:
+        await g722_only.close()

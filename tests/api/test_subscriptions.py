@@ -15,6 +15,7 @@ import pytest
 
 from callwatch.ids import IdGenerator
 from callwatch.store.tenants import create_app as create_oauth_app
+from callwatch.store.tenants import create_monitoring_group
 
 from ..events.live import FAST, Live, live_server
 from ..events.receiver import Receiver, Reply
@@ -22,6 +23,7 @@ from .conftest import LiveServer
 from .helpers import assert_error
 
 PREFIX = "/restapi/v1.0/account/~"
+SUBSCRIPTIONS = "/restapi/v1.0/subscription"
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
 
 
@@ -42,9 +44,7 @@ async def create(
 ) -> httpx.Response:
     mode = {"transportType": "WebHook", "address": address, **extra.pop("mode", {})}
     body = {"eventFilters": filters, "deliveryMode": mode, **extra}
-    return await live.client.post(
-        "/restapi/v1.0/subscription", headers=await live.auth(number), json=body
-    )
+    return await live.client.post(SUBSCRIPTIONS, headers=await live.auth(number), json=body)
 
 
 def agent_sessions(live: Live, number: str = "108", query: str = "") -> str:
@@ -72,8 +72,10 @@ class TestCreate:
         assert info["creationTime"] == "2026-01-01T00:00:00.000Z"
         assert info["expirationTime"] == "2026-01-01T01:00:00.000Z"
         assert info["deliveryMode"] == {
-            "transportType": "WebHook", "address": hook.url, "encryption": False
-        }  # fmt: skip
+            "transportType": "WebHook",
+            "address": hook.url,
+            "encryption": False,
+        }
         assert "blacklistedData" not in info
         (handshake,) = hook.requests
         assert handshake.body == b"" and "validation-token" in handshake.headers
@@ -82,9 +84,11 @@ class TestCreate:
         response = await live.client.post(
             "/restapi/v1.0/subscription/",
             headers=await live.auth(),
-            json={"eventFilters": [f"{PREFIX}/extension/~/presence"],
-                  "deliveryMode": {"transportType": "WebHook", "address": hook.url}},
-        )  # fmt: skip
+            json={
+                "eventFilters": [f"{PREFIX}/extension/~/presence"],
+                "deliveryMode": {"transportType": "WebHook", "address": hook.url},
+            },
+        )
         assert response.status_code == 200, response.text
         assert response.json()["expiresIn"] == 604800
 
@@ -93,9 +97,11 @@ class TestCreate:
         response = await live.client.post(
             "/restapi/v1.0/subscription",
             headers=await live.auth(),
-            json={"eventFilters": [f"{PREFIX}/presence"],
-                  "deliveryMode": {"transportType": transport}},
-        )  # fmt: skip
+            json={
+                "eventFilters": [f"{PREFIX}/presence"],
+                "deliveryMode": {"transportType": transport},
+            },
+        )
         body = assert_error(response, 400, "CMN-101")
         assert body["parameterName"] == "deliveryMode.transportType"
 
@@ -116,30 +122,39 @@ class TestCreate:
 
     @pytest.mark.parametrize(
         ("address", "expires_in", "parameter"),
-        [("ftp://example.com/x", None, "deliveryMode.address"), (None, 0, "expiresIn"),
-         (None, 315360001, "expiresIn")],
-    )  # fmt: skip
+        [
+            ("ftp://example.com/x", None, "deliveryMode.address"),
+            (None, 0, "expiresIn"),
+            (None, 315360001, "expiresIn"),
+        ],
+    )
     async def test_invalid_fields(
-        self, live: Live, hook: Receiver, address: str | None, expires_in: int | None,
+        self,
+        live: Live,
+        hook: Receiver,
+        address: str | None,
+        expires_in: int | None,
         parameter: str,
-    ) -> None:  # fmt: skip
+    ) -> None:
         extra = {} if expires_in is None else {"expiresIn": expires_in}
         response = await create(live, address or hook.url, [f"{PREFIX}/presence"], **extra)
         assert assert_error(response, 400, "CMN-101")["parameterName"] == parameter
 
     async def test_missing_address(self, live: Live) -> None:
-        response = await live.client.post(
-            "/restapi/v1.0/subscription", headers=await live.auth(),
-            json={"eventFilters": [f"{PREFIX}/presence"],
-                  "deliveryMode": {"transportType": "WebHook"}},
-        )  # fmt: skip
+        mode = {"transportType": "WebHook"}
+        body = {"eventFilters": [f"{PREFIX}/presence"], "deliveryMode": mode}
+        response = await live.client.post(SUBSCRIPTIONS, headers=await live.auth(), json=body)
         assert assert_error(response, 400, "CMN-101")["parameterName"] == "deliveryMode.address"
 
     @pytest.mark.parametrize(
         ("reply", "detail"),
-        [(Reply(echo_token=False), "not echoed"), (Reply(delay=0.8), "no response within"),
-         (Reply(status=404), "HTTP status 404"), (Reply(body=b"x" * 2000), "larger than")],
-    )  # fmt: skip
+        [
+            (Reply(echo_token=False), "not echoed"),
+            (Reply(delay=0.8), "no response within"),
+            (Reply(status=404), "HTTP status 404"),
+            (Reply(body=b"x" * 2000), "larger than"),
+        ],
+    )
     async def test_handshake_failure_creates_nothing(
         self, live: Live, hook: Receiver, reply: Reply, detail: str
     ) -> None:
@@ -156,9 +171,13 @@ class TestAuthorisation:
 
     @pytest.mark.parametrize(
         ("target", "code"),
-        [("other-extension", "SUB-405"), ("account", "SUB-405"), ("other-account", "SUB-406"),
-         ("unknown-extension", "SUB-408")],
-    )  # fmt: skip
+        [
+            ("other-extension", "SUB-405"),
+            ("account", "SUB-405"),
+            ("other-account", "SUB-406"),
+            ("unknown-extension", "SUB-408"),
+        ],
+    )
     async def test_refused(self, live: Live, hook: Receiver, target: str, code: str) -> None:
         filters = {
             "other-extension": agent_sessions(live, "102"),
@@ -170,33 +189,66 @@ class TestAuthorisation:
         assert_error(response, 403, code)
         assert hook.requests == []
 
+    async def test_a_monitoring_member_may_follow_its_agents(
+        self, live: Live, hook: Receiver
+    ) -> None:
+        """The seed's user-level subscription: no admin needed for a Monitored agent."""
+        assert_error(
+            await create(live, hook.url, [agent_sessions(live, "102")], number="109"),
+            403,
+            "SUB-405",
+        )
+        group = create_monitoring_group(
+            live.store, ids=IdGenerator(), name="Night shift", account_id=live.tenant.account.id
+        )
+        members = {e.number: e.id for e in live.store.extensions.list_for_account(group.account_id)}
+        live.store.monitoring.bulk_assign(
+            group.id,
+            added=[
+                (members["109"], frozenset({"Monitoring"})),
+                (members["102"], frozenset({"Monitored"})),
+            ],
+        )
+        response = await create(live, hook.url, [agent_sessions(live, "102")], number="109")
+        assert response.status_code == 200, response.text
+        refused = await create(live, hook.url, [agent_sessions(live, "108")], number="109")
+        assert_error(refused, 403, "SUB-405")
+
     async def test_own_extension_is_fine_for_anyone(self, live: Live, hook: Receiver) -> None:
         response = await create(live, hook.url, [f"{PREFIX}/extension/~/presence"], number="108")
         assert response.status_code == 200, response.text
 
     async def test_app_permission_per_filter(self, live: Live, hook: Receiver) -> None:
         created = create_oauth_app(
-            live.store, ids=IdGenerator(), name="presence only",
+            live.store,
+            ids=IdGenerator(),
+            name="presence only",
             scopes=("ReadPresence", "ReadAccounts"),
-        )  # fmt: skip
+        )
         token = await live.client.post(
             "/restapi/oauth/token",
-            data={"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer",
-                  "assertion": live.tenant.user("101").jwt},
+            data={
+                "grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer",
+                "assertion": live.tenant.user("101").jwt,
+            },
             auth=(created.app.client_id, created.client_secret),
-        )  # fmt: skip
+        )
         headers = {"Authorization": f"bearer {token.json()['access_token']}"}
         mode = {"transportType": "WebHook", "address": hook.url}
         ok = await live.client.post(
-            "/restapi/v1.0/subscription", headers=headers,
+            "/restapi/v1.0/subscription",
+            headers=headers,
             json={"eventFilters": [f"{PREFIX}/extension/~/presence"], "deliveryMode": mode},
-        )  # fmt: skip
+        )
         assert ok.status_code == 200, ok.text
         refused = await live.client.post(
-            "/restapi/v1.0/subscription", headers=headers,
-            json={"eventFilters": [f"{PREFIX}/extension/~/telephony/sessions"],
-                  "deliveryMode": mode},
-        )  # fmt: skip
+            "/restapi/v1.0/subscription",
+            headers=headers,
+            json={
+                "eventFilters": [f"{PREFIX}/extension/~/telephony/sessions"],
+                "deliveryMode": mode,
+            },
+        )
         assert assert_error(refused, 403, "CMN-401")["permissionName"] == "CallControl"
 
     async def test_thirty_per_user_per_app(self, live: Live, hook: Receiver) -> None:
@@ -207,10 +259,6 @@ class TestAuthorisation:
         assert_error(refused, 403, "SUB-505")
         other_user = await create(live, hook.url, [f"{PREFIX}/extension/~/presence"], number="108")
         assert other_user.status_code == 200
-
-    async def test_no_token(self, live: Live) -> None:
-        response = await live.client.get("/restapi/v1.0/subscription")
-        assert_error(response, 401, "OAU-123")
 
 
 class TestLifecycle:
@@ -227,9 +275,10 @@ class TestLifecycle:
 
         live.clock.advance(30)
         updated = await live.client.put(
-            uri, headers=auth,
+            uri,
+            headers=auth,
             json={"eventFilters": [agent_sessions(live, query="?statusCode=Answered")]},
-        )  # fmt: skip
+        )
         assert updated.status_code == 200, updated.text
         assert updated.json()["eventFilters"][0].endswith("/telephony/sessions?statusCode=Answered")
         assert updated.json()["expirationTime"] == "2026-01-01T00:01:31.000Z"
@@ -299,9 +348,11 @@ class TestLifecycle:
 class TestDelivery:
     async def test_a_whole_call_in_sequence_order(self, live: Live, hook: Receiver) -> None:
         created = await create(
-            live, hook.url, [agent_sessions(live, query="?sipData=true")],
+            live,
+            hook.url,
+            [agent_sessions(live, query="?sipData=true")],
             mode={"verificationToken": "secret-token"},
-        )  # fmt: skip
+        )
         subscription = created.json()
         agent = live.extension("108")
         session = live.calls.full_call(customer="+15550001111", agent=agent)
@@ -326,28 +377,39 @@ class TestDelivery:
             assert body["parties"][0]["sipData"]["callId"] == "call-a@test"
         assert notifications[-1]["body"]["parties"][0]["missedCall"] is False
 
+    async def test_older_validation_token_name(self, live: Live, hook: Receiver) -> None:
+        await create(live, hook.url, [agent_sessions(live)], mode={"validationToken": "legacy"})
+        live.calls.start(customer="+15550001111", agent=live.extension("108"))
+        (delivery, *_) = await hook.wait_for_deliveries(1)
+        assert delivery.headers["validation-token"] == "legacy"
+
     async def test_status_filter_and_missed_call(self, live: Live, hook: Receiver) -> None:
         await create(
-            live, hook.url,
-            [agent_sessions(live, query="?missedCall=true"),
-             agent_sessions(live, query="?statusCode=Answered")],
-        )  # fmt: skip
+            live,
+            hook.url,
+            [
+                agent_sessions(live, query="?missedCall=true"),
+                agent_sessions(live, query="?statusCode=Answered"),
+            ],
+        )
         agent = live.extension("108")
         live.calls.hang_up(live.calls.start(customer="+15550001111", agent=agent), "Cancelled")
         live.calls.full_call(customer="+15550002222", agent=agent, tag="b")
         received = bodies(await _settle(hook, 2))
         assert [n["event"].rsplit("?", 1)[1] for n in received] == [
-            "missedCall=true", "statusCode=Answered"
-        ]  # fmt: skip
+            "missedCall=true",
+            "statusCode=Answered",
+        ]
         missed = received[0]["body"]["parties"][0]
         assert (missed["missedCall"], missed["status"]["reason"]) == (True, "Cancelled")
 
     async def test_presence(self, live: Live, hook: Receiver) -> None:
         agent = live.extension("108")
         await create(
-            live, hook.url,
+            live,
+            hook.url,
             [f"{PREFIX}/extension/{agent.id}/presence?detailedTelephonyState=true&sipData=true"],
-        )  # fmt: skip
+        )
         live.calls.answer(live.calls.start(customer="+15550001111", agent=agent))
         received = bodies(await _settle(hook, 2))
         assert [n["body"]["telephonyStatus"] for n in received] == ["Ringing", "CallConnected"]
@@ -392,9 +454,8 @@ async def _settle(hook: Receiver, count: int) -> Receiver:
 
 
 async def _until_blacklisted(live: Live, uri: str) -> dict[str, Any]:
-    auth = await live.auth()
     for _ in range(200):
-        info: dict[str, Any] = (await live.client.get(uri, headers=auth)).json()
+        info: dict[str, Any] = (await live.client.get(uri, headers=await live.auth())).json()
         if info["status"] == "Blacklisted":
             return info
     raise AssertionError("not blacklisted")

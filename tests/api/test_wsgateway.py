@@ -5,7 +5,6 @@ timeouts, and session recovery within and after the window."""
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -367,8 +366,3 @@ class TestRecovery:
                     await old.receive()
                 live.calls.start(customer="+15550001111", agent=live.extension("108"))
                 assert len(await notifications(new, 2)) == 2
-
-
-def test_frames_are_always_arrays() -> None:
-    """Guard for the helper itself: Socket.receive asserts array frames with a dict first."""
-    assert json.loads('[{"type":"Heartbeat"}]')[0]["type"] == "Heartbeat"

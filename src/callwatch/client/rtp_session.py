@@ -7,7 +7,7 @@ from SDP with :meth:`RtpSession.set_remote`. It sends RTP with its own SSRC, seq
 timestamps (random starts, RFC 3550 §5.1) and keeps what comes back:
 
 - datagrams from the expected peer that are valid RTP (after SRTP authentication when keyed)
-  go to :attr:`RtpSession.received`, in arrival order;
+  go to :attr:`RtpSession.received`, in arrival order (or to a packet handler);
 - datagrams from any other source are counted and kept raw in :attr:`RtpSession.unexpected`
   — a relay's latching must never let them through, and tests check that;
 - datagrams that arrive before the peer is known (a 200 OK racing its first RTP packet) are held
@@ -128,6 +128,7 @@ class RtpSession:
         """Datagrams from other sources, in arrival order."""
         self._early: list[UnexpectedDatagram] = []
         self._waiters: list[tuple[Callable[[], bool], asyncio.Future[None]]] = []
+        self._on_packet: Callable[[ReceivedRtp], None] | None = None
         self.counters = RtpCounters()
 
     @classmethod
@@ -187,6 +188,15 @@ class RtpSession:
         """
         self._tx = None if send_key is None else SrtpContext(send_key, SrtpDirection.OUTBOUND)
         self._rx = None if receive_key is None else SrtpContext(receive_key, SrtpDirection.INBOUND)
+
+    def set_packet_handler(self, handler: Callable[[ReceivedRtp], None] | None) -> None:
+        """Hand each valid RTP packet from the peer to ``handler`` (quick, never blocking) as
+        it is read instead of keeping it in :attr:`received`; kept ones are handed over first."""
+        self._on_packet = handler
+        if handler is not None:
+            kept, self.received = self.received, []
+            for packet in kept:
+                handler(packet)
 
     # -- sending --------------------------------------------------------------------------------
 
@@ -304,7 +314,11 @@ class RtpSession:
         if packet is None:
             return
         self.counters.received += 1
-        self._keep(self.received, ReceivedRtp(packet.header, packet.payload, arrival))
+        received = ReceivedRtp(packet.header, packet.payload, arrival)
+        if self._on_packet is not None:
+            self._on_packet(received)
+        else:
+            self._keep(self.received, received)
 
     def _parse(self, data: bytes) -> RtpPacket | None:
         if len(data) < 12 or data[0] >> 6 != 2:

@@ -29,7 +29,7 @@ import asyncio
 import logging
 import ssl
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 
@@ -52,6 +52,7 @@ from callwatch.sip.events import (
 from callwatch.sip.headers import Headers
 from callwatch.sip.message import Request, Response, make_response
 from callwatch.sip.offer_answer import PCMU, TELEPHONE_EVENT, CodecSpec
+from callwatch.sip.sdp import SessionDescription
 from callwatch.sip.uri import NameAddr, SipUri
 
 __all__ = ["UserAgent"]
@@ -62,6 +63,15 @@ DEFAULT_CODECS = (PCMU, TELEPHONE_EVENT)
 """What a user agent offers and accepts unless told otherwise."""
 MAX_CLOSED_FLOWS = 64
 """Closed connections kept for :meth:`UserAgent.next_closed_flow`; later ones are dropped."""
+
+
+def _rewritten(
+    media: MediaSession, rewrite: Callable[[SessionDescription], SessionDescription] | None
+) -> SessionDescription:
+    offer = media.make_offer()
+    if rewrite is not None:
+        offer = media.local_sdp = rewrite(offer)
+    return offer
 
 
 @dataclass(slots=True)
@@ -196,7 +206,7 @@ class UserAgent:
         domain: str,
         expires: int = 3600,
     ) -> Response:
-        """Register ``sip:username@domain`` at ``server`` with our Contact.
+        """Register ``sip:username@domain`` at ``server`` with our Contact (again: a refresh).
 
         Returns:
             The 2xx response.
@@ -205,11 +215,14 @@ class UserAgent:
                 timeout, 503 on a transport error.
         """
         self.username, self.domain = username, domain
-        self._registration = _Registration(
+        previous = self._registration
+        refresh = previous is not None and (previous.server, previous.domain) == (server, domain)
+        self._registration = _Registration(  # a refresh keeps Call-ID and CSeq (RFC 3261 §10.2.4)
             server=server,
             credentials=Credentials(username, auth_username, password),
             domain=domain,
-            call_id=self._ids.call_id(self.host),
+            call_id=previous.call_id if previous and refresh else self._ids.call_id(self.host),
+            cseq=previous.cseq if previous and refresh else 0,
         )
         return await self._register(expires)
 
@@ -267,6 +280,7 @@ class UserAgent:
         headers: Iterable[tuple[str, str]] = (),
         from_uri: str | None = None,
         streams: int = 1,
+        rewrite_offer: Callable[[SessionDescription], SessionDescription] | None = None,
     ) -> UaCall:
         """Send an INVITE with our SDP offer to ``target_uri`` via ``server`` and return the
         call at once (state CALLING): ``await call.answered()``, ``await call.ringing()``,
@@ -281,6 +295,8 @@ class UserAgent:
             headers: extra headers for the INVITE.
             from_uri: our From (default ``sip:<auth username or username>@<domain>``).
             streams: number of audio sections to offer.
+            rewrite_offer: edits our offer before it is sent (e.g. a test server adding
+                RingCentral's ``i=`` and ``a=label`` lines); the result is our offer.
         """
         credentials = Credentials.of(auth) if auth is not None else None
         media = MediaSession(host=self.host, codecs=codecs or self.codecs, ids=self._ids)
@@ -290,7 +306,7 @@ class UserAgent:
             SipUri.parse(target_uri),
             from_uri=SipUri.parse(from_uri) if from_uri else SipUri(self.domain, user=user),
             contact=self.contact_uri(server.transport),
-            body=bytes(media.make_offer()),
+            body=bytes(_rewritten(media, rewrite_offer)),
             headers=headers,
         )
         call = self._new_call(

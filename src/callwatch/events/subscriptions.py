@@ -9,7 +9,9 @@ authorised against what the owner may read:
   for presence (403 CMN-401);
 - an account id other than the owner's: 403 SUB-406; an extension the store does not know:
   403 SUB-408 (SUB-406 if it belongs to another account);
-- another extension, or an account-level filter, needs an administrator: 403 SUB-405;
+- another extension needs an administrator, or a call-monitoring group in which the owner is
+  Monitoring and that extension Monitored (the seed's user-level subscription); an
+  account-level filter needs an administrator: 403 SUB-405;
 - presence of an extension type without presence (Department, …): 403 SUB-402.
 
 WebHook subscriptions are created over REST only, after the address passed the handshake
@@ -48,6 +50,7 @@ from callwatch.events.registry import SubscriptionRegistry as Registry
 from callwatch.events.settings import EventsSettings
 from callwatch.events.webhook import WebhookPool, WebhookValidator, check_address
 from callwatch.ids import IdGenerator
+from callwatch.pbx.permissions import may_monitor
 from callwatch.store.repo import Store, SubscriptionRecord
 
 logger = logging.getLogger(__name__)
@@ -348,7 +351,11 @@ class SubscriptionService:
             raise FilterForbidden(
                 "Not allowed subscribe for events to extensions of other account", code="SUB-406"
             )
-        if extension.id != owner.extension_id and not owner.is_admin:
+        if (
+            extension.id != owner.extension_id
+            and not owner.is_admin
+            and not self._monitors(owner, extension.id)
+        ):
             raise FilterForbidden(
                 "Not allowed subscribe for events to other extensions", code="SUB-405"
             )
@@ -357,6 +364,11 @@ class SubscriptionService:
                 f"Presence feature is disabled for this extension type ({extension.type})",
                 code="SUB-402",
             )
+
+    def _monitors(self, owner: Owner, extension_id: int) -> bool:
+        """A supervisor may follow the agents its call-monitoring groups let it monitor."""
+        members = self._store.monitoring.memberships_in_account(owner.account_id)
+        return may_monitor(owner.extension_id, extension_id, members)
 
     async def _check_limit(self, owner: Owner) -> None:
         current = await self.owned(owner)

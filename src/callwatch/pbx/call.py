@@ -33,7 +33,15 @@ from callwatch.media.control import MediaControl, MediaError
 from callwatch.pbx import sessions as ts
 from callwatch.pbx.errors import InvalidState
 from callwatch.pbx.events import PartyStatusChanged
-from callwatch.pbx.legs import ContactFor, Leg, LegState, SipSender, answer, build_invite
+from callwatch.pbx.legs import (
+    ContactFor,
+    Leg,
+    LegState,
+    SipSender,
+    answer,
+    build_invite,
+    point_at,
+)
 from callwatch.pbx.media_sdp import (
     SdpError,
     audio_index,
@@ -384,23 +392,16 @@ class Call:
                 self._deps.sender.cancel(other.transaction)
                 other.state = LegState.ENDED
         try:
-            remote = parse_sdp(response.body)
-            media = leg_media(remote)
+            await point_at(self._deps.media, leg, response.body)
             assert leg.endpoint is not None and self.a.endpoint is not None
-            await self._deps.media.update(
-                leg.endpoint.stream_id,
-                remote=media.address,
-                remote_rtcp=media.rtcp,
-                remote_key=media.key,
-            )
             await self._deps.media.bridge(self.a.endpoint.stream_id, leg.endpoint.stream_id)
         except (SdpError, MediaError) as exc:
             logger.info("x answer from %s unusable: %s", leg.name, exc)
             self._bye(leg)
             self._fail_setup(488, str(exc), reason="InternalError")
             return
-        leg.remote_sdp = remote
-        self._answer_a(remote)
+        assert leg.remote_sdp is not None
+        self._answer_a(leg.remote_sdp)
         self._identify_legs(leg, response)
         self._set(self.callee_party, ts.PartyStatus.ANSWERED)
         self._set(self.caller_party, ts.PartyStatus.ANSWERED)

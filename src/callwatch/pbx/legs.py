@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from callwatch.media.aio import Endpoint
+from callwatch.media.control import MediaControl
+from callwatch.pbx.media_sdp import LegMedia, leg_media, parse_sdp
 from callwatch.sip.dialog import Dialog, make_dialog_response
 from callwatch.sip.events import Address
 from callwatch.sip.headers import Headers
@@ -90,6 +92,26 @@ class Leg:
         """The origin version for the next SDP we send on this leg (RFC 3264 §8)."""
         self.sdp_version += 1
         return self.sdp_version
+
+
+async def point_at(media: MediaControl, leg: Leg, body: bytes) -> LegMedia:
+    """Parse the SDP ``leg`` sent and point its relay stream there (address, RTCP, SRTP key).
+
+    Raises:
+        SdpError: the SDP is malformed or carries no usable audio stream.
+        MediaError: the relay refused the update.
+    """
+    sdp = parse_sdp(body)
+    media_info = leg_media(sdp)
+    assert leg.endpoint is not None, "leg without a relay stream"
+    await media.update(
+        leg.endpoint.stream_id,
+        remote=media_info.address,
+        remote_rtcp=media_info.rtcp,
+        remote_key=media_info.key,
+    )
+    leg.remote_sdp = sdp
+    return media_info
 
 
 def build_invite(

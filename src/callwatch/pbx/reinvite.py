@@ -8,12 +8,13 @@ A held party (``sendonly``/``inactive`` offer) is reported as Hold.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from callwatch.media.control import MediaError
-from callwatch.pbx.legs import Leg, LegState, answer, in_dialog_request
-from callwatch.pbx.media_sdp import SdpError, leg_media, parse_sdp, relay_sdp, with_direction
+from callwatch.pbx.legs import Leg, LegState, answer, in_dialog_request, point_at
+from callwatch.pbx.media_sdp import SdpError, relay_sdp, with_direction
 from callwatch.sip.message import Request, Response, make_response
 from callwatch.sip.sdp import Direction
 
@@ -47,23 +48,15 @@ class ReinviteRelay:
             deps.sender.send_response(transaction, make_response(request, 491))
             return
         try:
-            offer = parse_sdp(request.body)
-            media = leg_media(offer)
-            assert leg.endpoint is not None and other.endpoint is not None
-            await deps.media.update(
-                leg.endpoint.stream_id,
-                remote=media.address,
-                remote_rtcp=media.rtcp,
-                remote_key=media.key,
-            )
+            media = await point_at(deps.media, leg, request.body)
         except (SdpError, MediaError) as exc:
             status = exc.status if isinstance(exc, SdpError) else exc.status_hint
             deps.sender.send_response(transaction, make_response(request, status))
             return
-        leg.remote_sdp = offer
+        assert leg.remote_sdp is not None and other.endpoint is not None
         call.direction_changed(leg, media.direction)
         sdp = relay_sdp(
-            offer,
+            leg.remote_sdp,
             other.endpoint,
             session_id=other.sdp_session_id,
             version=other.next_sdp_version(),
@@ -114,17 +107,8 @@ class ReinviteRelay:
             return
         deps = self._call.deps
         deps.sender.send_stateless(other.dialog.create_ack(response.cseq.seq), other.destination)
-        try:
-            media = leg_media(parse_sdp(response.body))
-            assert other.endpoint is not None
-            await deps.media.update(
-                other.endpoint.stream_id,
-                remote=media.address,
-                remote_rtcp=media.rtcp,
-                remote_key=media.key,
-            )
-        except (SdpError, MediaError):
-            return
+        with contextlib.suppress(SdpError, MediaError):
+            await point_at(deps.media, other, response.body)
 
     def timed_out(self, other: Leg, key: str) -> None:
         """The forwarded offer got no answer."""
@@ -138,23 +122,15 @@ class ReinviteRelay:
         deps, origin = self._call.deps, pending.origin
         assert origin is not None
         try:
-            remote = parse_sdp(response.body)
-            media = leg_media(remote)
-            assert other.endpoint is not None and origin.endpoint is not None
-            await deps.media.update(
-                other.endpoint.stream_id,
-                remote=media.address,
-                remote_rtcp=media.rtcp,
-                remote_key=media.key,
-            )
+            await point_at(deps.media, other, response.body)
         except (SdpError, MediaError):
             deps.sender.send_response(
                 pending.server_transaction, make_response(pending.request, 488)
             )
             return
-        other.remote_sdp = remote
+        assert other.remote_sdp is not None and origin.endpoint is not None
         sdp = relay_sdp(
-            remote,
+            other.remote_sdp,
             origin.endpoint,
             session_id=origin.sdp_session_id,
             version=origin.next_sdp_version(),

@@ -22,6 +22,9 @@ BENCHMARKS = [
     "bench.relay",
     "bench.fork",
     "bench.supervise",
+    "bench.notifications",
+    "bench.load",
+    "bench.transcribe",
 ]
 RESULTS = Path(__file__).parent / "results"
 

@@ -17,11 +17,13 @@ from callwatch.admin_cli import admin
 from callwatch.app import CallwatchServer, open_store, provision_demo, read_ports, server_url
 from callwatch.config import Settings
 from callwatch.ids import IdGenerator
+from callwatch.sim_cli import sim
 
 app = typer.Typer(
     help="callwatch: call supervision, monitoring and live-audio streaming.", no_args_is_help=True
 )
 app.add_typer(admin, name="admin")
+app.add_typer(sim, name="sim")
 console = Console(stderr=True)
 
 DataDir = Annotated[Path | None, typer.Option("--data-dir", help="database, TLS key, ports.json")]

@@ -208,10 +208,17 @@ def api_error(
     parameter = _text(top.get("parameterName")) or first.parameter_name
     oauth_error = _text(top.get("error"))
     if status == 429:  # even at the token endpoint: the caller must wait, not re-login
+        wait = parse_retry_after(retry_after)
         return RateLimited(
-            status, code, message, details, parameter,
-            body=raw, oauth_error=oauth_error, retry_after=parse_retry_after(retry_after),
-        )  # fmt: skip
+            status,
+            code,
+            message,
+            details,
+            parameter,
+            body=raw,
+            oauth_error=oauth_error,
+            retry_after=wait,
+        )
     cls = AuthError if oauth and status < 500 else _class_of(status)
     return cls(status, code, message, details, parameter, body=raw, oauth_error=oauth_error)
 

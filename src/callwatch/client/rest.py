@@ -4,7 +4,8 @@
 refresh, typed errors, 429 handling, ``get``/``post``/``put``/``patch``/``delete``) plus typed
 methods for what a supervisor app needs: the user's extension and devices, SIP credentials,
 call-monitoring groups and the agents they allow supervising, telephony sessions, presence,
-supervise and stop supervising (ringcentral-api.md §2.4–2.10). RingCentral JSON is returned as
+supervise and stop supervising (ringcentral-api.md §2.4–2.10). The error classes and the
+dataclasses are re-exported here. RingCentral JSON is returned as
 plain dicts; SIP credentials and the monitorable agents as dataclasses
 (:mod:`callwatch.client.resources`).
 """
@@ -13,7 +14,23 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from callwatch.client.api_session import ApiSession, Params
+from callwatch.client.api_errors import (
+    ApiError,
+    AuthError,
+    BadRequest,
+    ClientError,
+    Conflict,
+    ConnectionFailed,
+    Forbidden,
+    NotFound,
+    NotLoggedIn,
+    PermissionError_,
+    RateLimited,
+    ResponseError,
+    ServerError,
+)
+from callwatch.client.api_session import ApiSession, Params, RetryPolicy
+from callwatch.client.auth import Token, WsToken
 from callwatch.client.resources import (
     MonitoredAgent,
     SipInfo,
@@ -25,7 +42,30 @@ from callwatch.client.resources import (
 )
 from callwatch.client.wire import JsonObject, text_field
 
-__all__ = ["RestClient"]
+__all__ = [
+    "ApiError",
+    "ApiSession",
+    "AuthError",
+    "BadRequest",
+    "ClientError",
+    "Conflict",
+    "ConnectionFailed",
+    "Forbidden",
+    "MonitoredAgent",
+    "NotFound",
+    "NotLoggedIn",
+    "Params",
+    "PermissionError_",
+    "RateLimited",
+    "ResponseError",
+    "RestClient",
+    "RetryPolicy",
+    "ServerError",
+    "SipInfo",
+    "SipProvision",
+    "Token",
+    "WsToken",
+]
 
 
 class RestClient(ApiSession):

@@ -99,7 +99,7 @@ class DecoderStats:
     trimmed: int
     """Output samples dropped to keep the backlog bounded."""
     resets: int
-    """Decoder restarts (new SSRC, confirmed jump, codec change)."""
+    """Restarts: a new SSRC or confirmed timestamp jump after the first packet, a codec change."""
     jitter: JitterStats
     """The jitter buffer's counters (loss, late, duplicates, inserted, dropped …)."""
 
@@ -147,7 +147,7 @@ class StreamDecoder:
         self._queued = 0
         self._configure(fmt)
 
-    # -- configuration --------------------------------------------------------------------------
+    # -- configuration ----------------------------------------------------------------------------
 
     def _configure(self, fmt: StreamFormat) -> None:
         self.format = fmt
@@ -200,7 +200,7 @@ class StreamDecoder:
     @property
     def stats(self) -> DecoderStats:
         """A snapshot of the counters."""
-        c = self._counters
+        c, jitter = self._counters, self._jitter.stats
         return DecoderStats(
             packets=c.packets,
             foreign=c.foreign,
@@ -209,8 +209,8 @@ class StreamDecoder:
             silent=c.silent,
             decode_errors=c.decode_errors,
             trimmed=c.trimmed,
-            resets=c.resets,
-            jitter=self._jitter.stats,
+            resets=c.resets + jitter.resets,
+            jitter=jitter,
         )
 
     # -- receive path -----------------------------------------------------------------------------
@@ -232,7 +232,7 @@ class StreamDecoder:
         if result is PushResult.RESYNCED:
             self._resync = True
 
-    # -- playout ------------------------------------------------------------------------------------
+    # -- playout ----------------------------------------------------------------------------------
 
     def next_frame(self, now: float) -> tuple[PcmArray, bool]:
         """The frame of the playout tick at ``now``: ``(pcm, concealed)``.
@@ -241,8 +241,6 @@ class StreamDecoder:
         ``concealed`` is True when any of it is PLC or silence rather than received audio.
         """
         if self._resync:
-            if self._counters.packets > 1:
-                self._counters.resets += 1
             self._restart_decoder()
         for item in self._jitter.pop(now):
             self._play(item)
@@ -289,7 +287,8 @@ class StreamDecoder:
         need = self.frame_samples
         if self._queued < need:
             self._counters.silent += 1
-            self._append(np.zeros(need - self._queued, dtype=np.int16), concealed=True)
+            self._backlog.append((np.zeros(need - self._queued, dtype=np.int16), True))
+            self._queued = need
         pieces: list[PcmArray] = []
         concealed = False
         while need:

@@ -9,12 +9,20 @@ that sends something unexpected fails with a message naming the field, never a `
 from __future__ import annotations
 
 import json
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 from callwatch.client.api_errors import ResponseError
 
 JsonValue: TypeAlias = "dict[str, JsonValue] | list[JsonValue] | str | int | float | bool | None"
-JsonObject: TypeAlias = "dict[str, JsonValue]"
+"""Any JSON value (request bodies)."""
+JsonObject: TypeAlias = dict[str, Any]
+"""A JSON object as parsed — RingCentral resources and notification envelopes.
+
+Values are typed ``Any`` on purpose, as ``httpx.Response.json()`` does: app code indexes
+RingCentral's nested JSON (``envelope["body"]["parties"][0]["status"]["code"]``) and a recursive
+union would force a cast at every step. The SDK itself reads the fields it depends on through
+the checked helpers below; that is the documented exception to "no Any in public signatures".
+"""
 
 __all__ = [
     "JsonObject",

@@ -7,7 +7,7 @@ DATA   ?= .callwatch-demo
 # Debian packages the tests use as real peers (SIPp is packaged as sip-tester).
 DEBIAN_TEST_PACKAGES := sip-tester baresip-core
 
-.PHONY: install test demo bench lint debian-deps clean
+.PHONY: install test demo serve bench lint debian-deps clean
 
 install: $(STAMP)
 
@@ -32,6 +32,9 @@ test: install debian-deps
 	$(BIN)/python -m pytest -q
 
 demo: install
+	$(BIN)/callwatch demo --data-dir $(DATA)
+
+serve: install
 	$(BIN)/callwatch serve --demo-tenant --data-dir $(DATA) --http-port 0 --sip-port 0 --sip-tls-port 0
 
 bench: install

@@ -16,7 +16,10 @@ from rich.console import Console
 from callwatch.admin_cli import admin
 from callwatch.app import CallwatchServer, open_store, provision_demo, read_ports, server_url
 from callwatch.config import Settings
+from callwatch.demo import Demo, DemoResult
+from callwatch.demo_view import render_summary
 from callwatch.ids import IdGenerator
+from callwatch.monitor_cli import monitor
 from callwatch.sim_cli import sim
 
 app = typer.Typer(
@@ -82,6 +85,38 @@ async def _serve(settings: Settings, demo_tenant: bool) -> None:
         await server.wait()
     finally:
         await server.stop()
+
+
+app.command()(monitor)
+
+
+@app.command()
+def demo(
+    calls: Annotated[int, typer.Option(help="concurrent simulated calls", min=1, max=50)] = 1,
+    data_dir: DataDir = None,
+    codec: Annotated[str, typer.Option(help="PCMU, G722 or OPUS for the calls")] = "PCMU",
+    seconds: Annotated[float | None, typer.Option(help="cut each conversation (seconds)")] = None,
+) -> None:
+    """The whole system on one machine: platform, supervisor app, simulated calls, summary."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    result = _run_demo(calls, data_dir, codec.upper(), seconds)
+    render_summary(console, result)
+    if not result.ok:
+        console.print("[red]demo failed[/]: " + ("; ".join(result.problems) or "no recording"))
+        raise typer.Exit(1)
+
+
+def _run_demo(calls: int, data_dir: Path | None, codec: str, seconds: float | None) -> DemoResult:
+    out: list[DemoResult] = []
+
+    async def main() -> None:
+        demo = Demo(
+            calls=calls, data_dir=data_dir, codec=codec, report=console.print, seconds=seconds
+        )
+        out.append(await demo.run())
+
+    _run(main())
+    return out[0]
 
 
 @app.command("demo-tenant")

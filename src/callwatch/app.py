@@ -34,6 +34,7 @@ from callwatch.pbx.service import PbxService
 from callwatch.pbx.sessions import TelephonySession
 from callwatch.sip.aio.endpoint import SipEndpoint
 from callwatch.sip.aio.tls import client_context, ensure_self_signed, server_context
+from callwatch.sip.events import Address
 from callwatch.sip.stack import SipStack
 from callwatch.sip.uri import SipUri
 from callwatch.store.provisioning import DemoTenant, provision_demo_tenant
@@ -129,6 +130,7 @@ class CallwatchServer:
             contact=self._contact,
             ring_timeout=settings.sip.ring_timeout,
             on_session=self._on_session,
+            trunk_gateway=_gateway(settings.sip.trunk_gateway),
         )
         self.pbx = PbxService(
             store=self.store,
@@ -271,3 +273,11 @@ class CallwatchServer:
         return SipUri(
             host=host, user="callwatch", port=port, params={"transport": transport.lower()}
         )
+
+
+def _gateway(text: str | None) -> Address | None:
+    """``host:port`` of the trunk's gateway as a UDP address."""
+    if not text:
+        return None
+    host, _, port = text.rpartition(":")
+    return Address("UDP", host.strip("[]"), int(port))

@@ -42,6 +42,9 @@ class SipSettings(BaseModel):
     )
     max_message_size: int = Field(65535, ge=1024)
     ring_timeout: float = Field(60.0, gt=0, description="seconds a callee rings before 408")
+    trunk_gateway: str | None = Field(
+        None, description="host:port (UDP) where calls out of the trunk go; none: 404"
+    )
     max_transactions: int = Field(
         200_000, ge=100, description="server transactions kept (Timer J holds each 32 s on UDP)"
     )

@@ -381,3 +381,37 @@ async def test_malformed_sdp_is_refused_and_the_server_keeps_serving(
     finally:
         transport.close()
         await agent.ua.close()
+
+
+async def test_extension_calls_out_of_the_trunk(tmp_path: Path) -> None:
+    """A number that is no extension goes to the trunk's gateway, presented as the trunk."""
+    gateway = UserAgent(username="pstn-gateway", auto_answer_after=0.0)
+    await gateway.start()
+    settings = make_settings(tmp_path, trunk_gateway=f"127.0.0.1:{gateway.port()}")
+    srv = CallwatchServer(settings)
+    tenant = provision_demo(srv.store, settings, srv.ids)
+    ports = await srv.start()
+    caller_device = tenant.to_json("")["extensions"]
+    device = next(e for e in caller_device if e["extension_number"] == "102")["devices"][0]
+    caller = UserAgent(username=device["sip_username"])
+    await caller.start()
+    try:
+        call = await caller.call(
+            "sip:+14155550199@sip.callwatch.local",
+            Address("UDP", "127.0.0.1", ports.sip),
+            auth=(device["sip_username"], device["authorization_id"], device["sip_password"]),
+        )
+        outside = await gateway.next_call()
+        assert outside.invite.uri.user == "+14155550199"
+        assert outside.invite.from_.uri.user == tenant.trunk.number
+        await _exchange_audio(call, outside)
+        [session] = [c.session for c in srv.b2bua.calls.values()]
+        callee = session.party(srv.b2bua.calls[session.id].callee_party)
+        assert callee.extension_id is None and callee.to.phone_number == "+14155550199"
+        await call.hangup()
+        assert await asyncio.wait_for(outside.ended(), 5)
+    finally:
+        await caller.close()
+        await gateway.close()
+        await srv.stop()
+        srv.store.close()

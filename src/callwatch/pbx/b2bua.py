@@ -39,6 +39,15 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
+class Callee:
+    """Who a new call is for: an extension, or a number out of the trunk."""
+
+    number: str
+    name: str | None
+    extension: Extension | None
+
+
+@dataclass(frozen=True, slots=True)
 class Caller:
     """Who places a new call."""
 
@@ -89,8 +98,10 @@ class B2bua:
         contact: ContactFor,
         ring_timeout: float,
         on_session: SessionListener,
+        trunk_gateway: Address | None = None,
     ) -> None:
         self._store = store
+        self._gateway = trunk_gateway
         self._registrar = registrar
         self._media = media
         self._ids = ids
@@ -147,11 +158,18 @@ class B2bua:
         caller = self._identify(request, event.source, event.transaction)
         if caller is None:
             return
-        callee = self._store.extensions.find_by_number(caller.account_id, request.uri.user or "")
-        if callee is None:
+        dialled = request.uri.user or ""
+        extension = self._store.extensions.find_by_number(caller.account_id, dialled)
+        if extension is not None:
+            callee = Callee(extension.number, extension.name, extension)
+            targets = self._targets(extension, exclude=caller.device)
+        elif caller.device is not None and self._gateway is not None and _is_phone(dialled):
+            callee = Callee(dialled, None, None)  # out of the trunk (RFC 3261 §16.6-style)
+            gateway = SipUri(host=self._gateway.host, port=self._gateway.port, user=dialled)
+            targets = [Target(uri=gateway, destination=self._gateway, device_id=None, srtp=False)]
+        else:
             self._refuse(event.transaction, request, 404)
             return
-        targets = self._targets(callee, exclude=caller.device)
         if not targets:
             self._refuse(event.transaction, request, 480)
             return
@@ -202,7 +220,7 @@ class B2bua:
     # -- calls ----------------------------------------------------------------
 
     def _start(
-        self, event: RequestReceived, caller: Caller, callee: Extension, targets: list[Target]
+        self, event: RequestReceived, caller: Caller, callee: Callee, targets: list[Target]
     ) -> None:
         assert event.transaction is not None and self._sender is not None
         now = self._clock.utcnow()
@@ -220,11 +238,12 @@ class B2bua:
             extension_number=caller.extension.number if caller.extension else None,
             device_id=caller.device.id if caller.device else None,
         )
+        ext = callee.extension
         callee_end = ts.Endpoint(
             phone_number=callee.number,
             name=callee.name,
-            extension_id=callee.id,
-            extension_number=callee.number,
+            extension_id=ext.id if ext else None,
+            extension_number=ext.number if ext else None,
         )
         a_sip = ts.SipData(call_id=request.call_id, from_tag=request.from_.tag or "")
         session, caller_party, first = ts.add_party(
@@ -245,7 +264,7 @@ class B2bua:
             from_=caller_end,
             to=callee_end,
             now=now,
-            extension_id=callee.id,
+            extension_id=ext.id if ext else None,
         )
         a = Leg(
             name="A",
@@ -269,7 +288,9 @@ class B2bua:
             route=self._route_leg,
             finished=self._finished,
         )
-        b_from = NameAddr(SipUri(host=self._domain, user=caller.number), caller.name)
+        b_from = NameAddr(
+            SipUri(host=self._domain, user=self._presented(caller, callee)), caller.name
+        )
         b_to = NameAddr(SipUri(host=self._domain, user=callee.number), callee.name)
         call = Call(
             deps,
@@ -288,6 +309,14 @@ class B2bua:
         self.counters["calls"] += 1
         self._on_session(session, [first, second])
         call.task = asyncio.get_running_loop().create_task(call.run(), name=session.id)
+
+    def _presented(self, caller: Caller, callee: Callee) -> str:
+        """The caller's number as the callee sees it: out of the trunk, the trunk's number."""
+        if callee.extension is None:
+            trunks = self._store.trunks.list_for_account(caller.account_id)
+            if trunks:
+                return trunks[0].number
+        return caller.number
 
     def _route_leg(self, call: Call, leg: Leg) -> None:
         self._by_call_id[leg.call_id] = call
@@ -324,3 +353,9 @@ def _hangup(call: Call) -> Callable[[], Awaitable[None]]:
         call.hangup(reason="CallDropped")
 
     return run
+
+
+def _is_phone(text: str) -> bool:
+    """An E.164 or national number (what goes out of the trunk), not an extension number."""
+    digits = text[1:] if text.startswith("+") else text
+    return digits.isascii() and digits.isdigit() and 7 <= len(digits) <= 15

@@ -131,6 +131,7 @@ class CallwatchServer:
             ring_timeout=settings.sip.ring_timeout,
             on_session=self._on_session,
             trunk_gateway=_gateway(settings.sip.trunk_gateway),
+            min_session_expires=settings.sip.min_session_expires,
         )
         self.pbx = PbxService(
             store=self.store,

@@ -42,6 +42,7 @@ class SipSettings(BaseModel):
     )
     max_message_size: int = Field(65535, ge=1024)
     ring_timeout: float = Field(60.0, gt=0, description="seconds a callee rings before 408")
+    min_session_expires: int = Field(90, ge=1, description="RFC 4028 Min-SE (422 below it)")
     trunk_gateway: str | None = Field(
         None, description="host:port (UDP) where calls out of the trunk go; none: 404"
     )

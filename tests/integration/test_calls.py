@@ -415,3 +415,47 @@ async def test_extension_calls_out_of_the_trunk(tmp_path: Path) -> None:
         await gateway.close()
         await srv.stop()
         srv.store.close()
+
+
+async def test_session_timer_negotiated_and_enforced(tmp_path: Path) -> None:
+    """RFC 4028: too short an interval gets 422 + Min-SE; an unrefreshed session is hung up."""
+    settings = make_settings(tmp_path, min_session_expires=2)
+    srv = CallwatchServer(settings)
+    tenant = provision_demo(srv.store, settings, srv.ids).to_json("")
+    ports = await srv.start()
+    device = next(e for e in tenant["extensions"] if e["extension_number"] == "108")["devices"][0]
+    agent = UserAgent(username=device["sip_username"], auto_answer_after=0.0)
+    await agent.start()
+    await agent.register(
+        Address("UDP", "127.0.0.1", ports.sip),
+        username=device["sip_username"],
+        auth_username=device["authorization_id"],
+        password=device["sip_password"],
+        domain="sip.callwatch.local",
+    )
+    customer = await _customer()
+    server = Address("UDP", "127.0.0.1", ports.sip)
+    try:
+        with pytest.raises(CallFailed) as short:
+            await customer.call(
+                "sip:108@sip.callwatch.local",
+                server,
+                headers=[("Session-Expires", "1"), ("Supported", "timer")],
+            )
+        assert short.value.status == 422
+        call = await customer.call(
+            "sip:108@sip.callwatch.local",
+            server,
+            headers=[("Session-Expires", "2"), ("Supported", "timer")],
+        )
+        ok = next(r for r in call.responses if r.status == 200)
+        assert ok.headers.get("session-expires") == "2;refresher=uac"
+        assert ok.headers.get("require") == "timer"
+        agent_call = await agent.next_call()
+        assert await asyncio.wait_for(call.ended(), 6)  # never refreshed: hung up
+        assert await asyncio.wait_for(agent_call.ended(), 6)
+    finally:
+        await customer.close()
+        await agent.close()
+        await srv.stop()
+        srv.store.close()

@@ -2,15 +2,20 @@
 
 Why a process: pocketsphinx's ``process_raw`` keeps the GIL for its whole call (measured: a
 spinning Python thread got 2 % of its normal iterations while it ran, and one 20 ms call can
-take 50 ms), so on a thread it would stall the event loop. The child is started with the
-``spawn`` method (forking a process that runs an event loop and threads is unsafe), builds one
-engine per party lazily from a picklable factory (a top-level class such as
-:class:`~callwatch.client.asr_engines.PocketsphinxEngine`), and talks over two
-``multiprocessing`` queues:
+take 50 ms), so on a thread it would stall the event loop. Why not ``multiprocessing``: its
+``spawn`` and ``forkserver`` methods re-import the parent's ``__main__`` (a script without an
+``if __name__ == "__main__"`` guard would run again in the child), and ``fork`` is unsafe in a
+process with an event loop and threads. So the child is a plain ``python -m
+callwatch.client.asr_partials FACTORY INTERVAL IN_FD OUT_FD`` started with ``subprocess``; it
+imports the factory (``module:qualname`` of a top-level callable such as
+:class:`~callwatch.client.asr_engines.PocketsphinxEngine`), builds one engine per party lazily,
+and exchanges pickled messages over two inherited pipes
+(:class:`multiprocessing.connection.Connection` framing):
 
-* requests (parent → child, bounded): :class:`Begin`, :class:`Audio`, :class:`Finish`, and a
-  final ``None``. When the queue is full, audio is dropped (partials are best-effort) and
-  counted; control messages wait.
+* requests (parent → child): :class:`Begin`, :class:`Audio`, :class:`Finish`, and a final
+  ``None``. They pass through a bounded queue and a sender thread, so the caller never blocks
+  on the pipe: when the queue is full, audio is dropped (partials are best-effort) and counted,
+  and control messages wait at most :data:`SEND_TIMEOUT`.
 * results (child → parent): :class:`Ready`, :class:`Partial`, :class:`Failed`, ``None`` at exit.
 
 The child asks the stream for a hypothesis every ``interval`` seconds of audio and sends it when
@@ -19,13 +24,17 @@ the text changed. A parent thread reads results and hands each :class:`Partial` 
 
 from __future__ import annotations
 
+import importlib
 import logging
-import multiprocessing
+import os
 import queue
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from multiprocessing.context import SpawnProcess
+from multiprocessing.connection import Connection
+from typing import cast
 
 import numpy as np
 
@@ -170,24 +179,45 @@ class _ChildState:
 
 
 def serve(
-    factory: StreamingEngineFactory,
-    interval: float,
-    requests: multiprocessing.Queue[Request],
-    results: multiprocessing.Queue[Result],
+    factory: StreamingEngineFactory, interval: float, inbox: Connection, outbox: Connection
 ) -> None:
-    """Child-process main loop (module-level so ``spawn`` can import it)."""
+    """Child main loop: build the first engine, then answer requests until ``None``."""
     try:
         state = _ChildState(factory, interval)
-        results.put(Ready())
-        while (message := requests.get()) is not None:
+        outbox.send(Ready())
+        while (message := inbox.recv()) is not None:
             partial = state.handle(message)
             if partial is not None:
-                results.put(partial)
+                outbox.send(partial)
         state.close()
     except Exception as exc:  # the parent must learn why; it logs and carries on without partials
-        results.put(Failed(f"{type(exc).__name__}: {exc}"))
+        outbox.send(Failed(f"{type(exc).__name__}: {exc}"))
     finally:
-        results.put(None)
+        outbox.send(None)
+
+
+def factory_reference(factory: StreamingEngineFactory) -> str:
+    """``module:qualname`` of a top-level factory, importable by the child.
+
+    Raises:
+        ValueError: the factory is a lambda, a local or lives in ``__main__``.
+    """
+    module = getattr(factory, "__module__", None)
+    name = getattr(factory, "__qualname__", "")
+    if not module or module == "__main__" or "<" in name or not name:
+        raise ValueError(f"partial engine factory {factory!r} must be importable (top level)")
+    return f"{module}:{name}"
+
+
+def resolve_factory(reference: str) -> StreamingEngineFactory:
+    """Import what :func:`factory_reference` named."""
+    module, _, name = reference.partition(":")
+    target: object = importlib.import_module(module)
+    for part in name.split("."):
+        target = getattr(target, part)
+    if not callable(target):
+        raise TypeError(f"{reference} is not callable")
+    return cast(StreamingEngineFactory, target)
 
 
 @dataclass(slots=True)
@@ -201,13 +231,17 @@ class PartialCounters:
 
 
 class PartialRunner:
-    """Parent side: owns the child process and the result-reader thread.
+    """Parent side: owns the child process, a sender thread and a result-reader thread.
 
     Args:
-        factory: builds one streaming engine (called in the child, once per party).
+        factory: builds one streaming engine (called in the child, once per party); must be
+            importable by reference (see :func:`factory_reference`).
         interval: seconds of audio between two hypothesis checks.
         on_partial: called on the reader thread for every :class:`Partial`.
         max_queued: bound of the request queue (messages).
+
+    Raises:
+        ValueError: ``factory`` cannot be imported by the child.
     """
 
     def __init__(
@@ -218,90 +252,112 @@ class PartialRunner:
         on_partial: Callable[[Partial], None],
         max_queued: int = 500,
     ) -> None:
-        context = multiprocessing.get_context("spawn")
-        self._requests: multiprocessing.Queue[Request] = context.Queue(max_queued)
-        self._results: multiprocessing.Queue[Result] = context.Queue()
-        self._process: SpawnProcess = context.Process(
-            target=serve,
-            args=(factory, interval, self._requests, self._results),
-            name="callwatch-asr-partials",
-            daemon=True,
-        )
+        self._reference = factory_reference(factory)
+        self._interval = interval
         self._on_partial = on_partial
-        self._reader = threading.Thread(target=self._read, name="callwatch-asr-partials-reader")
+        self._queue: queue.Queue[Request] = queue.Queue(max_queued)
+        self._process: subprocess.Popen[bytes] | None = None
+        self._requests: Connection | None = None
+        self._results: Connection | None = None
+        self._threads: list[threading.Thread] = []
         self.counters = PartialCounters()
         self._failed: str | None = None
 
     def start(self) -> None:
-        """Start the child and wait (blocking) until its engine is built.
+        """Start the child and wait (blocking) until its first engine is built.
 
         Raises:
-            RuntimeError: the child failed or did not get ready in :data:`START_TIMEOUT`.
+            RuntimeError: the child failed or was not ready within :data:`START_TIMEOUT`.
         """
-        self._process.start()
-        try:
-            first = self._results.get(timeout=START_TIMEOUT)
-        except queue.Empty:
-            first = Failed("timed out")
+        child_in, parent_out = os.pipe()
+        parent_in, child_out = os.pipe()
+        command = [sys.executable, "-m", __name__, self._reference, repr(self._interval)]
+        self._process = subprocess.Popen(
+            [*command, str(child_in), str(child_out)],
+            pass_fds=(child_in, child_out),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+        )
+        os.close(child_in)
+        os.close(child_out)
+        self._requests = requests = Connection(parent_out, readable=False)
+        self._results = results = Connection(parent_in, writable=False)
+        first = results.recv() if results.poll(START_TIMEOUT) else None
         if not isinstance(first, Ready):
-            self._process.join(STOP_TIMEOUT)
-            reason = first.reason if isinstance(first, Failed) else "exited"
+            reason = first.reason if isinstance(first, Failed) else "no answer"
+            self._kill()
             raise RuntimeError(f"partial-hypothesis process did not start: {reason}")
-        self._reader.start()
+        self._threads = [
+            threading.Thread(target=self._send_loop, args=(requests,), name="asr-partials-tx"),
+            threading.Thread(target=self._read_loop, args=(results,), name="asr-partials-rx"),
+        ]
+        for thread in self._threads:
+            thread.start()
 
     def begin(self, party_id: str, utterance: int, start: float) -> None:
         """Tell the child an utterance started."""
-        self._send(Begin(party_id=party_id, utterance=utterance, start=start))
+        self._control(Begin(party_id=party_id, utterance=utterance, start=start))
 
     def audio(self, party_id: str, utterance: int, pcm: PcmArray, end: float, now: float) -> None:
         """Forward audio; dropped (and counted) if the child is behind."""
         message = Audio(party_id, utterance, pcm.astype("<i2").tobytes(), end, now)
         try:
-            self._requests.put_nowait(message)
+            self._queue.put_nowait(message)
         except queue.Full:
             self.counters.audio_dropped += 1
 
     def finish(self, party_id: str, utterance: int) -> None:
         """Tell the child an utterance ended."""
-        self._send(Finish(party_id=party_id, utterance=utterance))
+        self._control(Finish(party_id=party_id, utterance=utterance))
 
-    def _send(self, message: Request) -> None:
+    def _control(self, message: Begin | Finish) -> None:
         # A lost Begin only loses that utterance's partials; a lost Finish is implied by the
         # next Begin. Neither may stall the caller for long.
-        if self._failed is not None:
-            return
         try:
-            self._requests.put(message, timeout=SEND_TIMEOUT)
+            self._queue.put(message, timeout=SEND_TIMEOUT)
         except queue.Full:
             self.counters.control_dropped += 1
 
     def stop(self) -> None:
-        """Stop the child (blocking, bounded by :data:`STOP_TIMEOUT` twice)."""
-        if not self._process.is_alive() and self._process.exitcode is not None:
-            self._reader.join(STOP_TIMEOUT)
+        """Stop the child and both threads (blocking, bounded by a few :data:`STOP_TIMEOUT`)."""
+        if self._process is None:
             return
         try:
-            self._requests.put(None, timeout=STOP_TIMEOUT)
+            self._queue.put(None, timeout=STOP_TIMEOUT)
         except queue.Full:
-            logger.warning("! partial-hypothesis process is stuck; terminating it")
-            self._process.terminate()
-        self._process.join(STOP_TIMEOUT)
-        if self._process.is_alive():
-            self._process.terminate()
-            self._process.join(STOP_TIMEOUT)
-        if self._reader.is_alive():
-            self._reader.join(STOP_TIMEOUT)
-        self._requests.close()
-        self._results.close()
+            logger.warning("! partial-hypothesis sender is stuck; killing the child")
+            self._kill()
+        for thread in self._threads:
+            thread.join(STOP_TIMEOUT)
+        try:
+            self._process.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self._kill()
+        for connection in (self._requests, self._results):
+            if connection is not None:
+                connection.close()
 
-    def _read(self) -> None:
+    def _kill(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            self._process.kill()
+            self._process.wait(STOP_TIMEOUT)
+
+    def _send_loop(self, requests: Connection) -> None:
+        while True:
+            message = self._queue.get()
+            try:
+                requests.send(message)
+            except OSError:  # the child died; the reader reports it
+                return
+            if message is None:
+                return
+
+    def _read_loop(self, results: Connection) -> None:
         while True:
             try:
-                result = self._results.get(timeout=1.0)
-            except queue.Empty:
-                if not self._process.is_alive():
-                    return
-                continue
+                result = results.recv()
+            except (EOFError, OSError):
+                return
             if result is None:
                 return
             if isinstance(result, Failed):
@@ -309,6 +365,18 @@ class PartialRunner:
                 logger.error("! partial hypotheses stopped: %s", result.reason)
             elif isinstance(result, Partial):
                 self._on_partial(result)
+
+
+def main(argv: list[str]) -> int:
+    """Child entry point: ``FACTORY INTERVAL IN_FD OUT_FD``."""
+    reference, interval, inbox, outbox = argv
+    serve(
+        resolve_factory(reference),
+        float(interval),
+        Connection(int(inbox), writable=False),
+        Connection(int(outbox), readable=False),
+    )
+    return 0
 
 
 __all__ = [
@@ -321,5 +389,15 @@ __all__ = [
     "PartialRunner",
     "Ready",
     "StreamingEngineFactory",
+    "factory_reference",
+    "main",
+    "resolve_factory",
     "serve",
 ]
+
+if __name__ == "__main__":
+    # Run the imported module, not this ``__main__`` copy: pickled messages name their classes
+    # ``callwatch.client.asr_partials.*`` on both sides.
+    from callwatch.client import asr_partials
+
+    sys.exit(asr_partials.main(sys.argv[1:]))

@@ -99,8 +99,10 @@ class B2bua:
         ring_timeout: float,
         on_session: SessionListener,
         trunk_gateway: Address | None = None,
+        min_session_expires: int = 90,
     ) -> None:
         self._store = store
+        self._min_se = min_session_expires
         self._gateway = trunk_gateway
         self._registrar = registrar
         self._media = media
@@ -287,6 +289,7 @@ class B2bua:
             on_session=self._on_session,
             route=self._route_leg,
             finished=self._finished,
+            min_session_expires=self._min_se,
         )
         b_from = NameAddr(
             SipUri(host=self._domain, user=self._presented(caller, callee)), caller.name

@@ -51,6 +51,7 @@ from callwatch.pbx.media_sdp import (
     relay_sdp,
 )
 from callwatch.pbx.reinvite import ReinviteRelay
+from callwatch.pbx.session_timer import IntervalTooSmall, SessionTimer, negotiate
 from callwatch.pbx.supervision import (
     Approved,
     SuperviseRequest,
@@ -102,11 +103,18 @@ class CallDeps:
     route: Callable[[Call, Leg], None]
     """Make the B2BUA route this leg's dialog and transactions to the call."""
     finished: Callable[[Call], None]
+    min_session_expires: int = 90
+    """RFC 4028 Min-SE: shorter session intervals get 422."""
 
 
 @dataclass(frozen=True, slots=True)
 class RingTimeout:
     """The callee did not answer in time."""
+
+
+@dataclass(frozen=True, slots=True)
+class SessionExpired:
+    """The caller did not refresh the session in time (RFC 4028 §10)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +133,7 @@ class Command:
 
 
 CallInput = RequestReceived | ResponseReceived | CancelReceived | TransactionTimedOut
-QueueItem = CallInput | RingTimeout | SupervisorTimeout | Command
+QueueItem = CallInput | RingTimeout | SupervisorTimeout | SessionExpired | Command
 
 
 class Call:
@@ -159,6 +167,8 @@ class Call:
         self._ring_timer: asyncio.TimerHandle | None = None
         self._reinvites = ReinviteRelay(self)
         self.supervisors: list[SupervisorLeg] = []
+        self._session_timer: SessionTimer | None = None
+        self._expiry: asyncio.TimerHandle | None = None
         self.ended = False
         self.task: asyncio.Task[None] | None = None
 
@@ -234,6 +244,8 @@ class Call:
             self._ring_timeout()
         elif isinstance(item, SupervisorTimeout):
             item.supervisor.timed_out()
+        elif isinstance(item, SessionExpired):
+            self._hangup_all(reason="CallDropped")
         elif isinstance(item, CancelReceived):
             self._cancelled()
         elif isinstance(item, ResponseReceived):
@@ -257,6 +269,14 @@ class Call:
 
     async def _start(self) -> None:
         a = self.a
+        try:
+            self._session_timer = negotiate(a.invite, min_se=self._deps.min_session_expires)
+        except IntervalTooSmall as exc:
+            self._respond_a(
+                make_response(a.invite, 422, to_tag=a.local_tag, headers=[("Min-SE", str(exc))])
+            )
+            self._end(reason="Rejected")
+            return
         try:
             offer = parse_sdp(a.invite.body)
             media = leg_media(offer)
@@ -434,7 +454,12 @@ class Call:
         contact = self._contact(a)
         a.dialog = Dialog.from_uas(a.invite, a.local_tag, local_target=contact)
         a.state = LegState.CONFIRMED
-        self._respond_a(answer(a.invite, a.local_tag, 200, contact, body=sdp.serialize()))
+        response = answer(a.invite, a.local_tag, 200, contact, body=sdp.serialize())
+        if self._session_timer is not None:
+            for name, value in self._session_timer.headers():
+                response.headers.add(name, value)
+            self._refreshed()
+        self._respond_a(response)
 
     def _fork_failed(self, leg: Leg, status: int) -> None:
         leg.state = LegState.ENDED
@@ -478,6 +503,8 @@ class Call:
                 self._deps.sender.send_response(event.transaction, make_response(request, status))
                 return
         method = request.method
+        if method in ("INVITE", "UPDATE") and leg is self.a:
+            self._refreshed()  # any re-INVITE or UPDATE from the caller refreshes (RFC 4028)
         if method == "BYE":
             self._deps.sender.send_response(event.transaction, make_response(request, 200))
             leg.state = LegState.ENDED
@@ -576,6 +603,8 @@ class Call:
             return
         self.ended = True
         self._stop_ring_timer()
+        if self._expiry is not None:
+            self._expiry.cancel()
         for supervisor in self.supervisors:
             supervisor.end_with_call()
         session, events = ts.disconnect_all(
@@ -619,6 +648,15 @@ class Call:
     def _contact(self, leg: Leg) -> SipUri:
         return self._deps.contact(leg.destination.transport)
 
+    def _refreshed(self) -> None:
+        """The caller refreshed the session (RFC 4028 §10): restart its expiry."""
+        if self._session_timer is None or self.ended:
+            return
+        if self._expiry is not None:
+            self._expiry.cancel()
+        loop = asyncio.get_running_loop()
+        self._expiry = loop.call_later(self._session_timer.interval, self.feed, SessionExpired())
+
     def _stop_ring_timer(self) -> None:
         if self._ring_timer is not None:
             self._ring_timer.cancel()
@@ -639,25 +677,44 @@ class Call:
             raise SupervisionRefused("SUP-106", 409, "The call is not answered")
         sup, agent, device = approved.supervisor, approved.agent, approved.device
         session, party, event = ts.add_party(
-            self.session, role=ts.PartyRole.SUPERVISOR, direction=ts.Direction.OUTBOUND,
-            from_=ts.Endpoint(phone_number=sup.number, name=sup.name, extension_id=sup.id,
-                              extension_number=sup.number, device_id=device.id),
-            to=ts.Endpoint(phone_number=agent.number, name=agent.name, extension_id=agent.id,
-                           extension_number=agent.number),
-            now=self._deps.clock.utcnow(), extension_id=sup.id, device_id=device.id,
+            self.session,
+            role=ts.PartyRole.SUPERVISOR,
+            direction=ts.Direction.OUTBOUND,
+            from_=ts.Endpoint(
+                phone_number=sup.number,
+                name=sup.name,
+                extension_id=sup.id,
+                extension_number=sup.number,
+                device_id=device.id,
+            ),
+            to=ts.Endpoint(
+                phone_number=agent.number,
+                name=agent.name,
+                extension_id=agent.id,
+                extension_number=agent.number,
+            ),
+            now=self._deps.clock.utcnow(),
+            extension_id=sup.id,
+            device_id=device.id,
             monitored=approved.monitored,
-        )  # fmt: skip
+        )
         self.session = session
         self._deps.on_session(session, [event])
         codec = self._negotiated_codec()
-        sources = {self.caller_party: self.a.endpoint.stream_id,
-                   self.callee_party: self.b.endpoint.stream_id}  # fmt: skip
+        sources = {
+            self.caller_party: self.a.endpoint.stream_id,
+            self.callee_party: self.b.endpoint.stream_id,
+        }
         leg = SupervisorLeg(
-            self, party_id=party.id, target=target, sip_user=device.sip_username,
+            self,
+            party_id=party.id,
+            target=target,
+            sip_user=device.sip_username,
             monitored=[MonitoredStream(p, sources[p], codec) for p in approved.monitored],
-            auto_answer=request.auto_answer, direction=request.direction,
+            auto_answer=request.auto_answer,
+            direction=request.direction,
             answer_timeout=answer_timeout,
-        )  # fmt: skip
+        )
         self.supervisors.append(leg)
         self._set(party.id, ts.PartyStatus.PROCEEDING)
         await leg.start()

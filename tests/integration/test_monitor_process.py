@@ -1,0 +1,145 @@
+"""``callwatch monitor`` as a real process: kill -9 mid-call leaves a playable WAV, and a
+restarted monitor picks up the next call."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import wave
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from callwatch.app import CallwatchServer, provision_demo, server_url
+from callwatch.client import UaCall, UserAgent
+from callwatch.sip.events import Address
+from tests.integration.conftest import RunningServer, eventually, make_settings
+
+SILENCE = [bytes([0xFF]) * 160] * 500  # 10 s of PCMU
+
+
+@pytest.fixture
+async def server(tmp_path: Path) -> AsyncIterator[RunningServer]:
+    srv = CallwatchServer(make_settings(tmp_path / "server"))
+    tenant = provision_demo(srv.store, srv.settings, srv.ids)
+    ports = await srv.start()
+    url = server_url(srv.settings, ports)
+    try:
+        yield RunningServer(srv, ports, tenant.to_json(url), url)
+    finally:
+        await srv.stop()
+        srv.store.close()
+
+
+async def _monitor(server: RunningServer, record_dir: Path) -> asyncio.subprocess.Process:
+    env = {
+        **os.environ,
+        "RC_SERVER_URL": server.url,
+        "RC_CLIENT_ID": server.tenant["client_id"],
+        "RC_CLIENT_SECRET": server.tenant["client_secret"],
+        "RC_JWT": server.extension("101")["jwt"],
+    }
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "callwatch.cli",
+        "monitor",
+        "--record-dir",
+        str(record_dir),
+        "--no-transcribe",
+        "--env-file",
+        "/nonexistent",
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+
+
+async def _call(server: RunningServer, agent: UserAgent) -> tuple[UserAgent, UaCall, UaCall]:
+    customer = UserAgent(username="+14155550123")
+    await customer.start()
+    call = await customer.call(
+        "sip:108@sip.callwatch.local", Address("UDP", "127.0.0.1", server.ports.sip)
+    )
+    answered = await agent.next_call()
+    await answered.confirmed()
+    return customer, call, answered
+
+
+async def _growing_wav(directory: Path, exclude: set[Path], size: int) -> Path:
+    async def found() -> bool:
+        return any(p not in exclude and p.stat().st_size > size for p in directory.glob("*.wav"))
+
+    assert await eventually(found, timeout=20), "no recording grew"
+    return next(p for p in directory.glob("*.wav") if p not in exclude and p.stat().st_size > size)
+
+
+async def test_kill_9_leaves_a_playable_wav_and_a_restart_picks_up_new_calls(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    record_dir = tmp_path / "recordings"
+    device = server.extension("108")["devices"][0]
+    agent = UserAgent(username=device["sip_username"], auto_answer_after=0.0)
+    await agent.start()
+    await agent.register(
+        Address("UDP", "127.0.0.1", server.ports.sip),
+        username=device["sip_username"],
+        auth_username=device["authorization_id"],
+        password=device["sip_password"],
+        domain="sip.callwatch.local",
+    )
+    softphone_id = server.extension("101")["devices"][0]["id"]
+    talking: list[asyncio.Task[Any]] = []
+    monitor = await _monitor(server, record_dir)
+    try:
+        assert await eventually(lambda: _online(server, softphone_id), timeout=30)
+        assert await eventually(lambda: _subscribed(server, 1), timeout=30)
+        customer, call, answered = await _call(server, agent)
+        talking += [asyncio.create_task(c.send_payloads(SILENCE)) for c in (call, answered)]
+        first = await _growing_wav(record_dir, set(), 2 * 64_000)  # > 2 s of 16 kHz stereo
+        monitor.send_signal(signal.SIGKILL)
+        await monitor.wait()
+        with wave.open(str(first)) as recording:
+            assert recording.getnchannels() == 2 and recording.getnframes() >= 16_000
+            recording.readframes(recording.getnframes())
+        await call.hangup()
+        await customer.close()
+
+        subscriptions = len(_subscriptions(server))
+        monitor = await _monitor(server, record_dir)
+        assert await eventually(lambda: _subscribed(server, subscriptions + 1), timeout=30)
+        customer, call, answered = await _call(server, agent)
+        talking += [asyncio.create_task(c.send_payloads(SILENCE)) for c in (call, answered)]
+        second = await _growing_wav(record_dir, {first}, 64_000)
+        assert second != first
+        await call.hangup()
+        await customer.close()
+    finally:
+        for task in talking:
+            task.cancel()
+        if monitor.returncode is None:
+            monitor.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(monitor.wait(), 10)
+            except TimeoutError:
+                monitor.kill()
+        await agent.close()
+
+
+async def _online(server: RunningServer, device_id: str) -> bool:
+    return server.server.registrar.is_online(device_id)
+
+
+def _subscriptions(server: RunningServer) -> list[Any]:
+    owner = server.extension("101")["extension_id"]
+    registry = server.server.notifications.registry
+    return registry.for_owner(owner, server.tenant["client_id"])
+
+
+async def _subscribed(server: RunningServer, count: int) -> bool:
+    """The monitor's WebSocket subscription exists (the softphone registers before it)."""
+    return len(_subscriptions(server)) >= count

@@ -10,39 +10,23 @@ import asyncio
 import itertools
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
 import pytest
 
-from callwatch.app import CallwatchServer, provision_demo, server_url
 from callwatch.client import UaCall, UserAgent
 from callwatch.media.codecs import g711
 from callwatch.media.codecs.registry import codec_for
 from callwatch.sip.events import Address
 from callwatch.sip.offer_answer import G722, TELEPHONE_EVENT
 from callwatch.sip.sdp import party_id_from_info
-from tests.integration.conftest import RunningServer, make_settings
+from tests.integration.conftest import RunningServer
 
 CUSTOMER = "+14155550123"
 CUSTOMER_AUDIO = [bytes([n]) * 160 for n in range(1, 101)]
 AGENT_AUDIO = [bytes([255 - n]) * 160 for n in range(1, 101)]
-
-
-@pytest.fixture
-async def server(tmp_path: Path) -> AsyncIterator[RunningServer]:
-    settings = make_settings(tmp_path, min_expires=1)
-    srv = CallwatchServer(settings)
-    tenant = provision_demo(srv.store, settings, srv.ids)
-    ports = await srv.start()
-    url = server_url(settings, ports)
-    try:
-        yield RunningServer(srv, ports, tenant.to_json(url), url)
-    finally:
-        await srv.stop()
-        srv.store.close()
 
 
 @dataclass

@@ -18,7 +18,6 @@ import pytest
 from tests.integration.conftest import RunningServer, eventually, free_port
 from tests.integration.test_supervision import AGENT_AUDIO, CUSTOMER_AUDIO, LiveCall, _post
 from tests.integration.test_supervision import live as live
-from tests.integration.test_supervision import server as server
 
 pytestmark = [
     pytest.mark.interop,

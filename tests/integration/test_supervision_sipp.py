@@ -26,7 +26,6 @@ from tests.integration.conftest import (
 )
 from tests.integration.test_supervision import AGENT_AUDIO, CUSTOMER_AUDIO, LiveCall, _post
 from tests.integration.test_supervision import live as live
-from tests.integration.test_supervision import server as server
 
 pytestmark = [pytest.mark.interop, requires_sipp]
 

@@ -63,8 +63,9 @@ class EndpointerConfig:
     """Audio kept before the detected start."""
     tail: float = 0.1
     """Audio kept after the last voiced frame."""
-    min_speech: float = 0.12
-    """Utterances with less voiced audio than this are discarded (clicks, breaths)."""
+    min_speech: float = 0.2
+    """Utterances with less voiced audio than this are discarded (clicks, breaths; webrtcvad
+    keeps flagging ~0.1 s after a burst ends, so a 60 ms click counts ~0.14 s)."""
     max_utterance: float = 15.0
     """Utterances are cut at this length."""
     pause: float | None = 0.1

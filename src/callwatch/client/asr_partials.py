@@ -24,6 +24,7 @@ the text changed. A parent thread reads results and hands each :class:`Partial` 
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import os
@@ -102,6 +103,8 @@ class Partial:
     """Audio-clock end of the audio the hypothesis covers."""
     now: float
     """Parent's ``now`` of that audio's arrival (for latency)."""
+    engine: str
+    """Name of the streaming engine."""
 
 
 Request = Begin | Audio | Finish | None
@@ -113,6 +116,7 @@ class _Open:
     utterance: int
     start: float
     stream: AsrStream
+    engine: str
     text: str = ""
     last_check: float = field(default=float("-inf"))
 
@@ -137,8 +141,10 @@ class _ChildState:
     def handle(self, message: Begin | Audio | Finish) -> Partial | None:
         if isinstance(message, Begin):
             self._close(message.party_id)
-            stream = self._engine(message.party_id).open_stream()
-            self.open[message.party_id] = _Open(message.utterance, message.start, stream)
+            engine = self._engine(message.party_id)
+            self.open[message.party_id] = _Open(
+                message.utterance, message.start, engine.open_stream(), engine.name
+            )
         elif isinstance(message, Finish):
             self._close(message.party_id)
         else:
@@ -164,6 +170,7 @@ class _ChildState:
             start=current.start,
             end=message.end,
             now=message.now,
+            engine=current.engine,
         )
 
     def _close(self, party_id: str) -> None:
@@ -181,18 +188,23 @@ class _ChildState:
 def serve(
     factory: StreamingEngineFactory, interval: float, inbox: Connection, outbox: Connection
 ) -> None:
-    """Child main loop: build the first engine, then answer requests until ``None``."""
-    try:
-        state = _ChildState(factory, interval)
-        outbox.send(Ready())
-        while (message := inbox.recv()) is not None:
-            partial = state.handle(message)
-            if partial is not None:
-                outbox.send(partial)
-        state.close()
-    except Exception as exc:  # the parent must learn why; it logs and carries on without partials
-        outbox.send(Failed(f"{type(exc).__name__}: {exc}"))
-    finally:
+    """Child main loop: build the first engine, then answer requests until ``None``.
+
+    Ends quietly when the parent goes away (its end of a pipe closes).
+    """
+    with contextlib.suppress(EOFError, OSError):
+        try:
+            state = _ChildState(factory, interval)
+            outbox.send(Ready())
+            while (message := inbox.recv()) is not None:
+                partial = state.handle(message)
+                if partial is not None:
+                    outbox.send(partial)
+            state.close()
+        except (EOFError, OSError):
+            raise
+        except Exception as exc:  # the parent must learn why; it carries on without partials
+            outbox.send(Failed(f"{type(exc).__name__}: {exc}"))
         outbox.send(None)
 
 
@@ -272,11 +284,14 @@ class PartialRunner:
         child_in, parent_out = os.pipe()
         parent_in, child_out = os.pipe()
         command = [sys.executable, "-m", __name__, self._reference, repr(self._interval)]
+        # the child imports the factory from the parent's import path
+        path = os.pathsep.join(entry or os.getcwd() for entry in sys.path)
         self._process = subprocess.Popen(
             [*command, str(child_in), str(child_out)],
             pass_fds=(child_in, child_out),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
+            env={**os.environ, "PYTHONPATH": path},
         )
         os.close(child_in)
         os.close(child_out)
@@ -293,6 +308,11 @@ class PartialRunner:
         ]
         for thread in self._threads:
             thread.start()
+
+    @property
+    def failed(self) -> str | None:
+        """Why the child stopped producing partials, if it did."""
+        return self._failed
 
     def begin(self, party_id: str, utterance: int, start: float) -> None:
         """Tell the child an utterance started."""

@@ -21,6 +21,7 @@ import enum
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -56,9 +57,13 @@ class FinalJob:
     """False while speculative."""
     state: JobState = JobState.QUEUED
     text: str = ""
+    engine: str = ""
+    """Name of the engine that produced ``text``."""
     error: str | None = None
     compute_seconds: float = field(default=0.0)
     """Wall time the engine spent on this job."""
+    cpu_seconds: float = field(default=0.0)
+    """CPU time of the worker thread during the job (the engine's own cost)."""
 
 
 class FinalPool:
@@ -153,7 +158,7 @@ class FinalPool:
             if job.state is JobState.CANCELLED:
                 return
             job.state = JobState.RUNNING
-        started = self._clock()
+        started, cpu_started = self._clock(), time.thread_time()
         try:
             text, error = engine.transcribe(job.pcm), None
         except Exception as exc:  # one bad utterance must not end the worker
@@ -163,7 +168,9 @@ class FinalPool:
             if job.state is JobState.CANCELLED:
                 return
             job.text, job.error, job.state = text, error, JobState.DONE
+            job.engine = engine.name
             job.compute_seconds = self._clock() - started
+            job.cpu_seconds = time.thread_time() - cpu_started
             deliver = job.wanted
         if deliver:
             self._on_done(job)

@@ -25,12 +25,13 @@ import contextlib
 import logging
 import queue
 import threading
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from callwatch.client.asr_endpoint import EndpointerConfig
 from callwatch.client.asr_engines import (
+    ASR_SAMPLE_RATE,
     AsrEngine,
     AsrError,
     AsrStream,
@@ -54,7 +55,7 @@ logger = logging.getLogger(__name__)
 
 
 class PcmFrame(Protocol):
-    """What the transcriber reads from a frame (``client.softphone.AudioFrame`` has it)."""
+    """What the transcriber reads from a frame (:class:`~callwatch.client.streams.AudioFrame`)."""
 
     @property
     def party_id(self) -> str: ...
@@ -99,6 +100,10 @@ class TranscriberStats:
     empty_finals: int = 0
     """Utterances the final engine returned no text for."""
     errors: int = 0
+    final_audio_seconds: float = 0.0
+    """Audio handed to the final engine (utterances with their margins)."""
+    final_cpu_seconds: float = 0.0
+    """CPU time the final engine spent on it (speculations that were thrown away excluded)."""
     front: FrontCounters = field(default_factory=FrontCounters)
     partials: PartialCounters = field(default_factory=PartialCounters)
 
@@ -133,8 +138,8 @@ class Transcriber:
     Args:
         config: behaviour; the defaults suit a 2-core machine.
         final_engine: builds the accurate engine (called on each final worker thread).
-        partial_engine: builds a streaming engine in the child process; must be picklable
-            (a top-level class or function).
+        partial_engine: builds a streaming engine in the child process; must be importable
+            by reference (a top-level class or function; see ``asr_partials``).
         clock: source of ``now`` for latency.
         speakers: display labels per party id (``{"p-1": "customer"}``).
     """
@@ -152,7 +157,6 @@ class Transcriber:
         self.stats = TranscriberStats()
         self._clock = clock or SystemClock()
         self._speakers = dict(speakers or {})
-        self._engine_name = getattr(final_engine, "name", "final")
         self._frames: queue.Queue[_Item] = queue.Queue()
         self._out: asyncio.Queue[Segment | None] = asyncio.Queue()
         self._next_final: dict[str, int] = {}
@@ -175,7 +179,8 @@ class Transcriber:
         )
         self.stats.front = self._front.counters
         self._thread = threading.Thread(target=self._front_loop, name="callwatch-asr-front")
-        self._closing: asyncio.Future[None] | None = None
+        self._closed = False
+        self._shutdown: asyncio.Task[None] | None = None
 
     def _make_partials(self, engine: StreamingEngineFactory) -> PartialRunner | None:
         if not self.config.partials:
@@ -194,11 +199,19 @@ class Transcriber:
         Raises:
             Exception: whatever an engine factory raised (e.g. :class:`~.asr_engines.AsrError`).
         """
+        if self._loop is not None or self._closed:
+            raise RuntimeError("a transcriber starts once")
         self._loop = asyncio.get_running_loop()
-        ready = self._pool.start()
+        waits: list[Awaitable[None]] = [asyncio.wrap_future(f) for f in self._pool.start()]
         if self._partials is not None:
-            await asyncio.to_thread(self._partials.start)
-        await asyncio.gather(*(asyncio.wrap_future(f) for f in ready))
+            waits.append(asyncio.to_thread(self._partials.start))
+        try:
+            await asyncio.gather(*waits)
+        except BaseException:
+            self._closed = True
+            await asyncio.to_thread(self._stop_workers)
+            self._out.put_nowait(None)
+            raise
         self._thread.start()
 
     async def __aenter__(self) -> Transcriber:
@@ -214,7 +227,7 @@ class Transcriber:
         Raises:
             RuntimeError: before :meth:`start` or after :meth:`close`.
         """
-        if self._loop is None or self._closing is not None:
+        if self._loop is None or self._closed:
             raise RuntimeError("transcriber is not running")
         if self._frames.qsize() >= self.config.max_queued_frames:
             self.stats.frames_dropped += 1
@@ -229,7 +242,7 @@ class Transcriber:
 
     def end_party(self, party_id: str) -> None:
         """The party's stream ended: its open utterance is transcribed now."""
-        if self._loop is not None and self._closing is None:
+        if self._loop is not None and not self._closed:
             self._frames.put(_EndParty(party_id))
 
     async def consume(self, frames: AsyncIterable[PcmFrame]) -> None:
@@ -245,28 +258,24 @@ class Transcriber:
         """No more frames (:class:`~callwatch.client.sinks.FrameSink`): open utterances are
         transcribed, then the workers stop and :meth:`segments` ends. Returns at once; await
         :meth:`aclose` to wait for all of that. Idempotent."""
-        if self._closing is not None:
+        if self._closed:
             return
+        self._closed = True
         if self._loop is None:
-            self._closing = asyncio.get_running_loop().create_future()
-            self._closing.set_result(None)
             self._out.put_nowait(None)
             return
         self._frames.put(None)
-        self._closing = self._loop.create_task(self._shut_down(), name="transcriber-close")
+        self._shutdown = self._loop.create_task(self._shut_down(), name="transcriber-close")
 
     async def aclose(self) -> None:
         """:meth:`close`, and wait until every segment is out and every worker has stopped."""
         self.close()
-        assert self._closing is not None
-        await self._closing
+        if self._shutdown is not None:
+            await self._shutdown
 
     async def _shut_down(self) -> None:
-        if self._thread.ident is not None:
-            await asyncio.to_thread(self._thread.join)
-        await asyncio.to_thread(self._pool.stop)
-        if self._partials is not None:
-            await asyncio.to_thread(self._partials.stop)
+        await asyncio.to_thread(self._thread.join)
+        await asyncio.to_thread(self._stop_workers)
         for party_id in list(self._held):
             self._release(party_id, force=True)
         self._out.put_nowait(None)
@@ -277,19 +286,27 @@ class Transcriber:
             yield segment
         self._out.put_nowait(None)
 
+    def _stop_workers(self) -> None:
+        self._pool.stop()
+        if self._partials is not None:
+            self._partials.stop()
+
     # -- front thread -----------------------------------------------------------------------
 
     def _front_loop(self) -> None:
-        try:
-            while (item := self._frames.get()) is not None:
+        failing: set[str] = set()
+        while (item := self._frames.get()) is not None:
+            try:
                 if isinstance(item, _EndParty):
                     self._front.end_party(item.party_id)
                 else:
                     self._front.feed(item.party_id, item.pcm, item.rate, item.timestamp, item.now)
-            self._front.flush_all()
-        except Exception:  # keep the pool stoppable; the error is counted and logged
-            logger.exception("! transcriber front thread failed")
-            self._call(self._count_error)
+            except Exception:  # a bad frame (unsupported rate, not 1-D) must not stop the rest
+                if item.party_id not in failing:  # log once per party, count every time
+                    failing.add(item.party_id)
+                    logger.exception("! transcriber cannot process frames of %s", item.party_id)
+                self._call(self._count_error)
+        self._front.flush_all()
 
     def _call(self, callback: Callable[..., None], *args: object) -> None:
         if self._loop is not None:
@@ -311,6 +328,8 @@ class Transcriber:
         self.stats.errors += 1
 
     def _final_ready(self, job: FinalJob, done: float) -> None:
+        self.stats.final_audio_seconds += job.pcm.shape[0] / ASR_SAMPLE_RATE
+        self.stats.final_cpu_seconds += job.cpu_seconds
         if job.error is not None:
             self.stats.errors += 1
         if not job.text:
@@ -326,7 +345,7 @@ class Transcriber:
             final=True,
             latency=max(0.0, done - job.voice_end_now),
             utterance=job.utterance,
-            engine=self._engine_name,
+            engine=job.engine,
         )
         self._hold(job.party_id, job.utterance, segment)
 
@@ -364,7 +383,7 @@ class Transcriber:
                 final=False,
                 latency=max(0.0, received - partial.now),
                 utterance=partial.utterance,
-                engine="pocketsphinx",
+                engine=partial.engine,
             )
         )
 

@@ -6,7 +6,8 @@ Theory of operation. Both texts are normalised the same way:
 2. split into tokens: words (letters, with inner apostrophes kept: ``i'm``, ``don't``), and
    numerals (``457291``, ``1,250``, ``3.5``, ``$59.99``, ``10%``, ``3rd``, ``10:30``); all other
    characters (punctuation, hyphens) separate tokens and are dropped;
-3. a few spelling variants are canonicalised (:data:`CANONICAL`: ``ok`` → ``okay``);
+3. a few spelling variants are canonicalised (:data:`SPELLINGS`: ``per cent`` → ``percent``;
+   :data:`CANONICAL`: ``ok`` → ``okay``, ``neighbour`` → ``neighbor``);
 4. every numeral becomes a *slot of alternative readings*, because ASR writes ``457291`` where
    the speaker said "four five seven two nine one", ``1987`` for "nineteen eighty seven",
    ``$59`` for "fifty nine dollars": the cardinal ("four hundred fifty seven thousand two
@@ -41,8 +42,17 @@ Slot = tuple[Reading, ...]
 CANONICAL: dict[str, Reading] = {
     "ok": ("okay",),
     "alright": ("all", "right"),
+    "neighbour": ("neighbor",),
+    "colour": ("color",),
+    "favour": ("favor",),
+    "centre": ("center",),
+    "cancelled": ("canceled",),
+    "authorised": ("authorized",),
+    "apologise": ("apologize",),
 }
-"""Spelling variants mapped to one form before comparison."""
+"""Spelling variants (a few British spellings among them) mapped to one form."""
+SPELLINGS = ((re.compile(r"\bper cent\b"), "percent"), (re.compile(r"\be-mail\b"), "email"))
+"""Multi-token spellings rewritten before tokenising."""
 MAX_WORDS = 5000
 """Longest text (in tokens) :func:`word_errors` accepts; the alignment is quadratic."""
 
@@ -188,11 +198,11 @@ def _year(text: str) -> list[Reading]:
 def integer_readings(text: str) -> list[Reading]:
     """All readings of a digit string (commas allowed): cardinal, digit by digit, year."""
     digits = text.replace(",", "")
-    readings: list[Reading] = [_digits(digits, "zero"), _digits(digits, "oh")]
+    readings: list[Reading] = []
     if (digits[0] != "0" or len(digits) == 1) and len(digits) <= 15:
         value = int(digits)
         readings += [cardinal(value), cardinal(value, british_and=True)]
-    readings += _year(digits)
+    readings += [_digits(digits, "zero"), _digits(digits, "oh"), *_year(digits)]
     return list(dict.fromkeys(readings))
 
 
@@ -242,6 +252,8 @@ def normalise(text: str) -> list[Slot]:
     """``text`` as a sequence of slots of alternative readings (see the module docstring)."""
     text = unicodedata.normalize("NFKC", text).lower()
     text = text.replace("\u2019", "'").replace("\u2018", "'").replace("&", " and ")
+    for pattern, replacement in SPELLINGS:
+        text = pattern.sub(replacement, text)
     slots: list[Slot] = []
     for token in _TOKEN.findall(text):
         if token[0].isdigit() or token[0] == "$":
@@ -252,7 +264,7 @@ def normalise(text: str) -> list[Slot]:
 
 
 def normalised_words(text: str) -> list[str]:
-    """The first (digit-by-digit for numerals) reading of every slot, flattened; for display."""
+    """The first reading of every slot (the cardinal for plain numbers), flattened; for display."""
     return [word for slot in normalise(text) for word in slot[0]]
 
 

@@ -234,7 +234,7 @@ def _split_hostport(hostport: str, whole: str) -> tuple[str, int | None]:
         port_text = rest[1:]
     else:
         host, _, port_text = hostport.partition(":")
-    if not host or " " in host:
+    if not host or any(c.isspace() or ord(c) < 32 for c in host):
         raise ParseError(f"invalid Via host in {whole!r}")
     if not port_text:
         return host, None

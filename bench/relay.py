@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -108,6 +108,15 @@ class Step:
         return float(p50), float(p99)
 
 
+class Relay(Protocol):
+    """What ``measure`` needs of a relay under test: its pid and a ``snapshot`` call."""
+
+    @property
+    def pid(self) -> int: ...
+
+    def call(self, op: str, *args: Any) -> Any: ...
+
+
 class RelayProcess:
     """The relay server process and its pipe."""
 
@@ -177,7 +186,7 @@ def _window(before: RelayTotals, after: RelayTotals) -> RelayTotals:
 
 
 def measure(
-    relay: RelayProcess | None, sock: socket.socket, targets: list[tuple[str, int]], *,
+    relay: Relay | None, sock: socket.socket, targets: list[tuple[str, int]], *,
     flood: bool = False, latency: bool = False,
 ) -> Step:  # fmt: skip
     """Drive ``targets`` from ``sock`` for one step; snapshot the relay around the window.
@@ -212,7 +221,7 @@ def measure(
     )  # fmt: skip
 
 
-def _snapshot(relay: RelayProcess | None) -> tuple[RelayTotals, float]:
+def _snapshot(relay: Relay | None) -> tuple[RelayTotals, float]:
     start = time.monotonic()
     if relay is None:
         return RelayTotals(0, 0, 0, 0, 0, 0, 0, 0, 0, taken_at=start), 0.0

@@ -20,6 +20,7 @@ BENCHMARKS = [
     "bench.register_udp",
     "bench.codecs",
     "bench.relay",
+    "bench.rtpengine",
     "bench.fork",
     "bench.supervise",
     "bench.notifications",

@@ -1,8 +1,9 @@
 """Live transcription: accuracy by line codec, cost per stream, and speech-end → text latency.
 
 Every figure comes from the whole :class:`~callwatch.client.transcribe.Transcriber` (webrtcvad
-endpointing, moonshine base on worker threads) fed the three shipped espeak conversations
-(``callwatch.sim.speech``, 277 words, two voices) as two party streams of 20 ms frames:
+endpointing, moonshine base on onnxruntime worker threads) fed the three shipped espeak
+conversations (``callwatch.sim.speech``, 277 words, two voices) as two party streams of 20 ms
+frames:
 
 * **latency**, and WER on the source audio: the conversations played in real time, one after
   the other (~115 s). Latency is measured from the end of each turn as the script placed it
@@ -154,7 +155,12 @@ async def _measure() -> list[Row]:
         _wer_row("16 kHz source", live, f"moonshine base, {words} words, real time"),
         _wer_row("PCMU 8 kHz μ-law", fast["PCMU"], "16k→8k→G.711→8k frames"),
         _wer_row("Opus 16 kHz 24 kb/s", fast["Opus 16k"], "OPUS/16000 encode→decode"),
-        Row("transcribe RTF per party stream", cpu / stream, "CPU s/s", "final engine, 1 core"),
+        Row(
+            "transcribe CPU per party stream",
+            100 * cpu / stream,
+            "% of a core",
+            "final engine (real-time factor × 100)",
+        ),
         Row("transcribe party streams per core", stream / cpu, "streams", "~45 % speech each"),
         Row(
             "speech end → final text p50",

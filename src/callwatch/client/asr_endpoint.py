@@ -24,7 +24,7 @@ sends :class:`SpeechResumed` instead, and that speculative work is wasted.
 
 The hangover trades latency against fragmentation: final text cannot exist before it has
 passed, unless a speculative transcription started at the pause is used. Cutting shorter does
-not pay: moonshine costs ≈ 0.2 s plus ≈ 0.1 s per output token, so pieces save little time,
+not pay: moonshine costs ≈ 0.1 s plus ≈ 15 ms per output token, so pieces save little time,
 and cut mid-sentence it loses its context (measured WER 41–55 % on forced 1.5–2 s pieces
 against 8–9 % on whole sentences). espeak's comma pauses are 60–140 ms, below the default.
 """

@@ -1,7 +1,9 @@
 """Speech-recognition engines behind one small interface, all offline (models ship in wheels).
 
 * :class:`AsrEngine` — one utterance of 16 kHz int16 PCM in, its text out. Implemented by
-  :class:`MoonshineEngine` (accurate: WER ≈ 16 % on clean synthetic speech, STACK §3) and
+  :class:`~callwatch.client.asr_moonshine.MoonshineEngine` (accurate, the default for final
+  text: moonshine base on onnxruntime with its weights unpacked once), :class:`MoonshineCppEngine`
+  (the same model through libmoonshine's C API, ~6× slower; kept as a reference) and
   :class:`PocketsphinxEngine` (fast, much less accurate).
 * :class:`StreamingAsrEngine` — opens an :class:`AsrStream` that takes audio as it arrives and
   offers a partial hypothesis at any time; :class:`PocketsphinxEngine` implements it.
@@ -12,21 +14,20 @@ process, created there by calling a factory (the class itself is a factory). The
 GIL, so it runs on a thread; pocketsphinx's ``process_raw`` holds the GIL for up to ~50 ms per
 call, so its partials run in a child process.
 
-Moonshine: ``moonshine-cpp`` 0.1.4 bundles ``models/base-en`` and ``libmoonshine.so`` (over its
-own ``libonnxruntime.so.1.22.1``). Its Python ``transcribe()`` wrapper is broken (it uses a
+Moonshine's C API: ``moonshine-cpp`` 0.1.4 bundles ``models/base-en`` and ``libmoonshine.so`` (over
+its own ``libonnxruntime.so.1.22.1``). Its Python ``transcribe()`` wrapper is broken (it uses a
 non-existent ``ctypes.c_float_p``) and importing its module pulls in download helpers, so this
 module never imports it: it locates the installed package directory and calls the C API
 (``moonshine_load_model``, ``moonshine_transcribe``, ``moonshine_free_text``,
-``moonshine_free_model``) through ctypes. Two measured quirks shape :meth:`MoonshineEngine.
+``moonshine_free_model``) through ctypes. Two measured quirks shape :meth:`MoonshineCppEngine.
 transcribe`: fewer than ~900 samples abort the whole process inside onnxruntime (so input is
-zero-padded to :data:`MOONSHINE_MIN_SAMPLES`), and the first call on a model costs ~2.5 s (so
-the engine warms up when it is built). Handles index a global ``std::vector`` of models that
+zero-padded to :data:`MOONSHINE_MIN_SAMPLES`), and the first call on a model costs ~2.5 s (so the
+engine warms up when it is built). Handles index a global ``std::vector`` of models that
 ``moonshine_load_model`` appends to, so a load may move it while another thread transcribes:
 :data:`_MODELS_LOCK` lets transcriptions run together but loads and frees only alone.
 
-Cost (measured, one core): ≈ 0.1 s per output token for a 4 s sentence, and the per-token cost
-grows with the audio's length (a 4.6 s sentence took 2.3 s, the same with 2 s of silence
-appended 3.05 s), so short, tightly cut utterances are much cheaper than long ones.
+Cost (measured, one core): ≈ 0.1 s per output token, nearly all of it spent re-expanding the
+int8 weights for every token (see :mod:`~callwatch.client.asr_moonshine`, which avoids that).
 """
 
 from __future__ import annotations
@@ -177,13 +178,13 @@ def _moonshine_library(package_dir: Path) -> ctypes.CDLL:
     return lib
 
 
-def _warm_up_signal() -> PcmArray:
+def warm_up_signal() -> PcmArray:
     """One second of a quiet gliding tone: exercises the model without any real words."""
     t = np.arange(ASR_SAMPLE_RATE) / ASR_SAMPLE_RATE
     return (2000 * np.sin(2 * np.pi * (200 + 300 * t) * t)).astype(np.int16)
 
 
-class MoonshineEngine:
+class MoonshineCppEngine:
     """Moonshine (``moonshine-cpp``) through its C API: the accurate engine for final text.
 
     Args:
@@ -222,7 +223,7 @@ class MoonshineEngine:
             raise AsrError(f"moonshine_load_model failed for {model_dir}")
         logger.debug("= moonshine model %s loaded as handle %d", model_dir, self._handle)
         if warm_up:
-            self.transcribe(_warm_up_signal())
+            self.transcribe(warm_up_signal())
 
     def transcribe(self, pcm16k: PcmArray) -> str:
         """Text of one utterance (16 kHz mono int16); blocks for ~0.2 s per second of audio.
@@ -358,7 +359,7 @@ __all__ = [
     "AsrEngine",
     "AsrError",
     "AsrStream",
-    "MoonshineEngine",
+    "MoonshineCppEngine",
     "PocketsphinxEngine",
     "StreamingAsrEngine",
     "moonshine_package_dir",

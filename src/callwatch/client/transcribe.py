@@ -4,7 +4,7 @@ Theory of operation. :meth:`Transcriber.push` (on the event loop) only enqueues 
 the *front thread*, which converts it to 16 kHz (:mod:`callwatch.media.resample`), runs the
 party's voice-activity endpointer (:mod:`~callwatch.client.asr_endpoint`) and submits each
 utterance to the *final workers* (:mod:`~callwatch.client.asr_workers`, threads with their own
-moonshine engine; its C call releases the GIL). Optional partial hypotheses come from
+moonshine engine; onnxruntime releases the GIL). Optional partial hypotheses come from
 pocketsphinx in a *child process* (:mod:`~callwatch.client.asr_partials`; it holds the GIL).
 Results come back with ``loop.call_soon_threadsafe`` and are emitted, per party, in utterance
 order: partials only while their utterance has no final yet, finals exactly once.
@@ -35,12 +35,12 @@ from callwatch.client.asr_engines import (
     AsrEngine,
     AsrError,
     AsrStream,
-    MoonshineEngine,
     PcmArray,
     PocketsphinxEngine,
     StreamingAsrEngine,
 )
 from callwatch.client.asr_front import FrontCounters, Frontend
+from callwatch.client.asr_moonshine import MoonshineEngine
 from callwatch.client.asr_partials import (
     Partial,
     PartialCounters,
@@ -78,7 +78,7 @@ class TranscriberConfig:
 
     endpointer: EndpointerConfig = field(default_factory=EndpointerConfig)
     final_workers: int = 1
-    """Threads (each with its own model, ~200 MB for moonshine base) for final text."""
+    """Threads (each with its own model, ~300 MB for moonshine base) for final text."""
     partials: bool = False
     """Emit pocketsphinx partial hypotheses (a child process; ≈ 0.25 core per speaking party)."""
     partial_interval: float = 0.3

@@ -128,10 +128,14 @@ class TestWebSocketSubscription:
 
     async def test_client_side_reset_recovers_what_was_missed(self, live: Live) -> None:
         agent, cutter = live.extension("108"), Cutter()
+        hooks: list[bool] = []
         async with (
             await login(live) as rest,
-            WebSocketSubscription(rest, [agent_filter(agent.id)], connector=cutter) as sub,
+            WebSocketSubscription(
+                rest, [agent_filter(agent.id)], connector=cutter, on_reconnected=hooks.append
+            ) as sub,
         ):
+            assert hooks == []  # not for the first connection
             first_id = sub.subscription_id
             session = live.calls.start(customer=CUSTOMER, agent=agent)
             before = await take(sub, 2)
@@ -151,6 +155,7 @@ class TestWebSocketSubscription:
         assert len({e["uuid"] for e in everything}) == 7
         assert {e["subscriptionId"] for e in everything} == {first_id}
         assert (sub.stats.recoveries, sub.stats.resubscriptions) == (1, 0)
+        assert hooks == [True]
         assert "&wsc=" in cutter.urls[1] and "&wsc=" not in cutter.urls[0]
 
     async def test_server_side_close_recovers(self, template_db: Path, tmp_path: Path) -> None:
@@ -183,11 +188,19 @@ class TestWebSocketSubscription:
     ) -> None:
         events = FAST.model_copy(update={"ws_recovery_timeout": 0.2})
         cutter = Cutter()
+        hooks: list[bool] = []
+
+        def hook(recovered: bool) -> None:
+            hooks.append(recovered)
+            raise RuntimeError("a failing hook is logged, never fatal")
+
         async with live_server(template_db, tmp_path, events=events) as live:
             agent = live.extension("108")
             async with (
                 await login(live) as rest,
-                WebSocketSubscription(rest, [agent_filter(agent.id)], connector=cutter) as sub,
+                WebSocketSubscription(
+                    rest, [agent_filter(agent.id)], connector=cutter, on_reconnected=hook
+                ) as sub,
             ):
                 first_id = sub.subscription_id
                 cutter.hold()
@@ -204,6 +217,7 @@ class TestWebSocketSubscription:
         assert {e["body"]["telephonySessionId"] for e in envelopes} == {fresh.id}
         assert {e["subscriptionId"] for e in envelopes} == {sub.subscription_id}
         assert sub.stats.recoveries == 0
+        assert hooks == [False]  # the server lost the session: the caller hears of it
 
     async def test_update_filters(self, live: Live) -> None:
         agent = live.extension("108")

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from callwatch.app import CallwatchServer, provision_demo, server_url
+from callwatch.app import CallwatchServer, Ports, provision_demo, server_url
 from callwatch.client import UaCall, UserAgent
 from callwatch.sip.events import Address
 from tests.integration.conftest import RunningServer, eventually, make_settings
@@ -35,7 +35,10 @@ async def server(tmp_path: Path) -> AsyncIterator[RunningServer]:
         srv.store.close()
 
 
-async def _monitor(server: RunningServer, record_dir: Path) -> asyncio.subprocess.Process:
+async def _monitor(
+    server: RunningServer, record_dir: Path, log: Path | None = None
+) -> asyncio.subprocess.Process:
+    """``callwatch monitor`` as a child process (its log appended to ``log`` if given)."""
     env = {
         **os.environ,
         "RC_SERVER_URL": server.url,
@@ -43,20 +46,21 @@ async def _monitor(server: RunningServer, record_dir: Path) -> asyncio.subproces
         "RC_CLIENT_SECRET": server.tenant["client_secret"],
         "RC_JWT": server.extension("101")["jwt"],
     }
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "callwatch.cli",
-        "monitor",
-        "--record-dir",
-        str(record_dir),
-        "--no-transcribe",
-        "--env-file",
-        "/nonexistent",
-        env=env,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
+    with open(log or os.devnull, "ab") as stderr:  # the child keeps its own descriptor
+        return await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "callwatch.cli",
+            "monitor",
+            "--record-dir",
+            str(record_dir),
+            "--no-transcribe",
+            "--env-file",
+            "/nonexistent",
+            env=env,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=stderr,
+        )
 
 
 async def _call(server: RunningServer, agent: UserAgent) -> tuple[UserAgent, UaCall, UaCall]:
@@ -143,3 +147,93 @@ def _subscriptions(server: RunningServer) -> list[Any]:
 async def _subscribed(server: RunningServer, count: int) -> bool:
     """The monitor's WebSocket subscription exists (the softphone registers before it)."""
     return len(_subscriptions(server)) >= count
+
+
+async def _start_server(data_dir: Path, ports: Ports | None = None) -> RunningServer:
+    """A server on ``data_dir``; with ``ports``, on exactly those (a restart)."""
+    settings = make_settings(data_dir)
+    if ports is not None:
+        settings = settings.model_copy(
+            update={
+                "sip": settings.sip.model_copy(
+                    update={"port": ports.sip, "tls_port": ports.sip_tls}
+                ),
+                "api": settings.api.model_copy(update={"port": ports.http}),
+            }
+        )
+    srv = CallwatchServer(settings)
+    tenant = provision_demo(srv.store, srv.settings, srv.ids)  # idempotent: same tenant
+    started = await srv.start()
+    url = server_url(srv.settings, started)
+    return RunningServer(srv, started, tenant.to_json(url), url)
+
+
+async def _stop_server(server: RunningServer) -> None:
+    await server.server.stop()
+    server.server.store.close()
+
+
+async def _registered_agent(server: RunningServer) -> UserAgent:
+    device = server.extension("108")["devices"][0]
+    agent = UserAgent(username=device["sip_username"], auto_answer_after=0.0)
+    await agent.start()
+    await agent.register(
+        Address("UDP", "127.0.0.1", server.ports.sip),
+        username=device["sip_username"],
+        auth_username=device["authorization_id"],
+        password=device["sip_password"],
+        domain="sip.callwatch.local",
+    )
+    return agent
+
+
+async def test_the_monitor_survives_a_server_restart(tmp_path: Path) -> None:
+    """The server stops (every call, registration and WebSocket session is gone) and starts
+    again on the same ports and data: the monitor, never restarted, subscribes again, puts its
+    softphone back online at once (not at its next refresh, 30 s away) and records the next
+    call."""
+    record_dir = tmp_path / "recordings"
+    server = await _start_server(tmp_path / "server")
+    softphone_id = server.extension("101")["devices"][0]["id"]
+    agent = await _registered_agent(server)
+    talking: list[asyncio.Task[Any]] = []
+    log = tmp_path / "monitor.log"
+    monitor = await _monitor(server, record_dir, log)
+    try:
+        assert await eventually(lambda: _online(server, softphone_id), timeout=30)
+        assert await eventually(lambda: _subscribed(server, 1), timeout=30)
+        customer, call, answered = await _call(server, agent)
+        talking += [asyncio.create_task(c.send_payloads(SILENCE)) for c in (call, answered)]
+        first = await _growing_wav(record_dir, set(), 64_000)
+        await call.hangup()
+        await customer.close()
+        await agent.close()
+
+        await _stop_server(server)
+        await asyncio.sleep(1.0)  # the monitor sees the socket die and starts retrying
+        assert monitor.returncode is None
+        server = await _start_server(tmp_path / "server", server.ports)
+        assert not await _online(server, softphone_id)  # registrations do not survive
+        subscriptions = len(_subscriptions(server))  # the stored ones, without their sockets
+        resubscribed = await eventually(lambda: _subscribed(server, subscriptions + 1), timeout=30)
+        assert resubscribed, log.read_text()
+        assert await eventually(lambda: _online(server, softphone_id), timeout=10), log.read_text()
+
+        agent = await _registered_agent(server)
+        customer, call, answered = await _call(server, agent)
+        talking += [asyncio.create_task(c.send_payloads(SILENCE)) for c in (call, answered)]
+        second = await _growing_wav(record_dir, {first}, 64_000)
+        assert second != first
+        await call.hangup()
+        await customer.close()
+    finally:
+        for task in talking:
+            task.cancel()
+        if monitor.returncode is None:
+            monitor.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(monitor.wait(), 10)
+            except TimeoutError:
+                monitor.kill()
+        await agent.close()
+        await _stop_server(server)

@@ -14,7 +14,8 @@ consumes. Against any RingCentral-compatible server it:
 5. records each call to ``<record-dir>/<telephonySessionId>.wav`` (customer left, agent right,
    crash-safe) and transcribes it to ``<telephonySessionId>.jsonl``;
 6. survives socket drops (the subscription recovers or re-subscribes; a session that was
-   missed is picked up from the next event) and keeps the softphone registered.
+   missed is picked up from the next event) and keeps the softphone registered — after a
+   server restart (the subscription had to be created anew) it registers at once.
 """
 
 from __future__ import annotations
@@ -180,7 +181,7 @@ class Monitor:
             if self._config.transcribe:
                 self._transcriber = await stack.enter_async_context(Transcriber())
             subscription = await stack.enter_async_context(
-                WebSocketSubscription(self._rest, filters)
+                WebSocketSubscription(self._rest, filters, on_reconnected=self._reconnected)
             )
             self._emit(Started(tuple(_number(a) for a in agents), self._device_id))
             try:
@@ -201,6 +202,14 @@ class Monitor:
                     writer.close()
 
     # -- notifications ---------------------------------------------------------------------------
+
+    def _reconnected(self, recovered: bool) -> None:
+        """The notification socket is back; unrecovered means the server lost its state (a
+        restart): our device's registration is likely gone as well, so register at once
+        rather than at the next refresh (up to 30 s away, missing calls meanwhile)."""
+        if not recovered and self._softphone is not None:
+            logger.info("! notifications resubscribed: registering the softphone again")
+            self._softphone.register_again()
 
     async def _notifications(self, subscription: WebSocketSubscription) -> None:
         async for envelope in subscription:

@@ -210,6 +210,11 @@ class RegistrationKeeper:
 
     # -- keeping it ---------------------------------------------------------------------------
 
+    def refresh_now(self) -> None:
+        """Register again at once (then on the usual schedule): for when the registrar may
+        have lost the binding without the flow telling us (a restart behind UDP)."""
+        self._wake.set()
+
     async def run(self) -> None:
         """Refresh and recover forever (cancel to stop); call after :meth:`register`."""
         async with asyncio.TaskGroup() as group:

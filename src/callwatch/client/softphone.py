@@ -237,6 +237,12 @@ class Softphone:
             raise
         self._spawn(self._keeper.run())
 
+    def register_again(self) -> None:
+        """Send a REGISTER now rather than at the next refresh (no-op before :meth:`start`);
+        failures are retried with backoff, as for refreshes."""
+        if self._keeper is not None and not self._closed:
+            self._keeper.refresh_now()
+
     async def close(self) -> None:
         """Hang up every call, unregister (briefly), close every socket; :meth:`calls` ends."""
         if self._closed:

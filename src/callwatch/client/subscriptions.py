@@ -128,6 +128,11 @@ class WebSocketSubscription:
     """Notifications for ``event_filters`` over the WebSocket gateway (module docstring).
 
     ``async with WebSocketSubscription(rest, filters) as sub: async for envelope in sub: …``
+
+    ``on_reconnected(recovered)`` runs (on the loop, exceptions logged) after every
+    reconnection once the subscription is live again: ``recovered`` is false when it had to
+    be created anew, the sign that the server lost its state (a restart, or a gap longer than
+    its recovery window) — a softphone's registration may be gone too.
     """
 
     def __init__(
@@ -142,8 +147,10 @@ class WebSocketSubscription:
         sleep: Sleep = asyncio.sleep,
         rng: Callable[[], float] = random.random,
         message_ids: Callable[[], str] = lambda: str(uuid.uuid4()),
+        on_reconnected: Callable[[bool], None] | None = None,
     ) -> None:
         self._rest = rest
+        self._on_reconnected = on_reconnected
         self._filters = tuple(event_filters)
         self._applied: tuple[str, ...] = ()
         self._timing = timing or Timing()
@@ -328,13 +335,24 @@ class WebSocketSubscription:
             logger.info("= session recovered; subscription %s continues", self.subscription_id)
             if self._applied != self._filters:
                 await self._apply_filters(connection)
+            self._reconnected(recovered=True)
             return
-        if self.subscription is not None:
+        again = self.subscription is not None
+        if again:
             self.stats.resubscriptions += 1
             state, code = details.recovery_state, details.recovery_error
             logger.warning("! recovery %s (%s): subscribing again", state, code)
         async with self._lock:
             await self._create(connection)
+        if again:
+            self._reconnected(recovered=False)
+
+    def _reconnected(self, *, recovered: bool) -> None:
+        if self._on_reconnected is not None:
+            try:
+                self._on_reconnected(recovered)
+            except Exception:  # the caller's hook must not take the subscription down
+                logger.exception("! on_reconnected hook failed")
 
     async def _apply_filters(self, connection: GatewayConnection) -> None:
         async with self._lock:

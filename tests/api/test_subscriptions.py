@@ -1,6 +1,6 @@
 """The subscription REST API (ringcentral-api.md §2.11) with real WebHook receivers on loopback:
 lifecycle, validation, authorisation, expiry, limits, persistence, ordered deliveries of real
-call transitions, retries and blacklisting."""
+call transitions, retries and blacklisting, refused addresses."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from callwatch.store.tenants import create_app as create_oauth_app
 from callwatch.store.tenants import create_monitoring_group
 
 from ..events.live import FAST, Live, live_server
+from ..events.names import Names
 from ..events.receiver import Receiver, Reply
 from .conftest import LiveServer
 from .helpers import assert_error
@@ -163,6 +164,91 @@ class TestCreate:
         assert detail in str(body["message"])
         listing = await live.client.get("/restapi/v1.0/subscription", headers=await live.auth())
         assert listing.json()["records"] == []
+
+
+class TestRefusedAddresses:
+    """The WebHook address policy (400 CMN-101 ``deliveryMode.address``; nothing is sent)."""
+
+    @pytest.mark.parametrize(
+        "address",
+        ["http://169.254.169.254/latest/meta-data/iam/security-credentials/",
+         "http://[fe80::1]/hook", "http://0.0.0.0:{port}/hook", "http://[::]:{port}/hook",
+         "http://[::ffff:169.254.169.254]/hook", "http://2852039166/hook"],
+    )  # fmt: skip
+    async def test_refused_with_ringcentrals_error_body(
+        self, live: Live, hook: Receiver, address: str
+    ) -> None:
+        response = await create(live, address.format(port=hook.port), [f"{PREFIX}/presence"])
+        message = "Parameter [deliveryMode.address] value is invalid: address is not allowed"
+        assert response.status_code == 400
+        assert response.json() == {
+            "errorCode": "CMN-101",
+            "message": message,
+            "parameterName": "deliveryMode.address",
+            "errors": [
+                {
+                    "errorCode": "CMN-101",
+                    "message": message,
+                    "parameterName": "deliveryMode.address",
+                }
+            ],
+        }
+        assert hook.requests == []
+        listing = await live.client.get(SUBSCRIPTIONS, headers=await live.auth())
+        assert listing.json()["records"] == []
+
+    async def test_a_name_resolving_to_a_denied_address(
+        self, template_db: Path, tmp_path: Path, hook: Receiver
+    ) -> None:
+        names = Names({"metadata.test": ["169.254.169.254"], "hooks.test": ["127.0.0.1"]})
+        async with live_server(template_db, tmp_path, resolver=names) as live:
+            refused = await create(live, "http://metadata.test/hook", [f"{PREFIX}/presence"])
+            assert assert_error(refused, 400, "CMN-101")["parameterName"] == "deliveryMode.address"
+            created = await create(live, hook.url_for("hooks.test"), [f"{PREFIX}/presence"])
+            assert created.status_code == 200, created.text
+        assert hook.requests[0].headers["host"] == f"hooks.test:{hook.port}"
+
+    async def test_https_required(self, template_db: Path, tmp_path: Path, hook: Receiver) -> None:
+        events = FAST.model_copy(update={"webhook_require_https": True})
+        async with live_server(template_db, tmp_path, events=events) as live:
+            body = assert_error(
+                await create(live, hook.url, [f"{PREFIX}/presence"]), 400, "CMN-101"
+            )
+        assert body["message"] == (
+            "Parameter [deliveryMode.address] value is invalid: address must use https"
+        )
+        assert hook.requests == []
+
+    async def test_allow_list(self, template_db: Path, tmp_path: Path, hook: Receiver) -> None:
+        events = FAST.model_copy(update={"webhook_allowed_networks": ["192.0.2.0/24"]})
+        async with live_server(template_db, tmp_path, events=events) as live:
+            refused = await create(live, hook.url, [f"{PREFIX}/presence"])
+            assert_error(refused, 400, "CMN-101")
+        events = FAST.model_copy(update={"webhook_allowed_networks": ["127.0.0.0/8"]})
+        async with live_server(template_db, tmp_path, events=events, name="allowed") as live:
+            assert (await create(live, hook.url, [f"{PREFIX}/presence"])).status_code == 200
+
+    async def test_denied_after_creation_is_blacklisted_others_deliver(
+        self, template_db: Path, tmp_path: Path, hook: Receiver
+    ) -> None:
+        names = Names({"hooks.test": ["127.0.0.1"]})
+        async with Receiver() as other, live_server(template_db, tmp_path, resolver=names) as live:
+            moving = (await create(live, hook.url_for("hooks.test"), [agent_sessions(live)])).json()
+            steady = (await create(live, other.url, [agent_sessions(live)])).json()
+            agent = live.extension("108")
+            live.calls.full_call(customer="+15550001111", agent=agent)
+            await hook.wait_for_deliveries(4)
+            await other.wait_for_deliveries(4)
+            names.table["hooks.test"] = ["169.254.169.254"]  # its DNS changed
+            live.calls.full_call(customer="+15550002222", agent=agent, tag="b")
+            info = await _until_blacklisted(live, f"{SUBSCRIPTIONS}/{moving['id']}")
+            assert info["blacklistedData"]["reason"] == "WebHook address is not allowed"
+            assert len(await other.wait_for_deliveries(8)) == 8
+            read = await live.client.get(
+                f"{SUBSCRIPTIONS}/{steady['id']}", headers=await live.auth()
+            )
+            assert read.json()["status"] == "Active"
+        assert len(hook.deliveries) == 4
 
 
 class TestAuthorisation:

@@ -25,6 +25,7 @@ from callwatch.api import SipEndpointInfo, create_app
 from callwatch.clock import FakeClock
 from callwatch.config import ApiSettings, Settings
 from callwatch.events.bus import InProcessBus
+from callwatch.events.egress import Resolver
 from callwatch.events.service import NotificationService
 from callwatch.events.settings import EventsSettings
 from callwatch.ids import IdGenerator
@@ -100,8 +101,12 @@ async def live_server(
     events: EventsSettings = FAST,
     name: str = "live",
     public_url: str | None = None,
+    resolver: Resolver | None = None,
 ) -> AsyncIterator[Live]:
-    """Start a server on a copy of the demo tenant's database; stop it on exit."""
+    """Start a server on a copy of the demo tenant's database; stop it on exit.
+
+    ``resolver`` resolves WebHook host names instead of the system (names only a test knows).
+    """
     db = tmp_path / f"{name}.db"
     if not db.exists():
         shutil.copy(template_db, db)
@@ -111,7 +116,9 @@ async def live_server(
     settings = Settings(data_dir=tmp_path, api=api, events=events)
     clock, ids = FakeClock(), IdGenerator()
     bus: InProcessBus[DomainEvent] = InProcessBus()
-    service = NotificationService(bus=bus, store=store, clock=clock, ids=ids, settings=events)
+    service = NotificationService(
+        bus=bus, store=store, clock=clock, ids=ids, settings=events, resolver=resolver
+    )
     sip = SipEndpointInfo(
         domain="sip.test.callwatch", host="127.0.0.1", udp_port=5060, tcp_port=5060, tls_port=5061
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -42,19 +43,37 @@ Behaviour = Callable[[Received], Reply]
 class Receiver:
     """One loopback HTTP server; ``url`` is valid after :meth:`start`."""
 
-    def __init__(self, reply: Behaviour | None = None) -> None:
+    def __init__(
+        self,
+        reply: Behaviour | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
         self.reply: Behaviour = reply or (lambda request: Reply())
         self.requests: list[Received] = []
         self._arrived = asyncio.Condition()
         self._server: asyncio.Server | None = None
         self._handlers: set[asyncio.Task[None]] = set()
+        self._bind = (host, port)
+        self._tls = tls
+        self.port = port
         self.url = ""
 
     async def start(self) -> Receiver:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0, limit=MAX_HEAD)
-        host, port = self._server.sockets[0].getsockname()[:2]
-        self.url = f"http://{host}:{port}/hook"
+        host, port = self._bind
+        self._server = await asyncio.start_server(
+            self._serve, host, port, limit=MAX_HEAD, ssl=self._tls
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+        self.url = self.url_for(host)
         return self
+
+    def url_for(self, host: str) -> str:
+        """This receiver's URL with another host (a name the test's resolver maps to it)."""
+        scheme = "https" if self._tls else "http"
+        return f"{scheme}://{host}:{self.port}/hook"
 
     async def close(self) -> None:
         if self._server is not None:
@@ -96,7 +115,12 @@ class Receiver:
                     await asyncio.sleep(reply.delay)
                 writer.write(_response(request, reply))
                 await writer.drain()
-        except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+        except (
+            ConnectionError,
+            ssl.SSLError,
+            asyncio.IncompleteReadError,
+            asyncio.LimitOverrunError,
+        ):
             pass
         except asyncio.CancelledError:
             pass  # close(): end quietly (Python 3.11's stream callback chokes on a cancelled task)

@@ -6,6 +6,7 @@ layer and the WebSocket gateway both render it with :meth:`SubscriptionError.bod
     SubscriptionError            400 CMN-101, base class
     ├── InvalidFilters           400 SUB-508 "Invalid event filters: [f1, f2]"
     ├── InvalidSubscriptionField 400 CMN-101 "Parameter [x] value is invalid"
+    │   └── AddressNotAllowed    400 CMN-101 deliveryMode.address "…: address is not allowed"
     ├── FilterForbidden          403 SUB-405 / SUB-406 / SUB-408 / SUB-402, CMN-401 (app perm.)
     ├── TooManySubscriptions     403 SUB-505
     ├── SubscriptionNotFound     404 CMN-102 (unknown, or another owner's)
@@ -80,6 +81,17 @@ class InvalidSubscriptionField(SubscriptionError):
         super().__init__(
             message or f"Parameter [{parameter}] value is invalid", parameter=parameter
         )
+
+
+class AddressNotAllowed(InvalidSubscriptionField):
+    """The WebHook address is refused by the operator's address policy (ours: RingCentral
+    documents no code; CMN-101 is its "parameter value invalid"). The reason is one of a few
+    fixed phrases — never the addresses a name resolved to, which would let users map internal
+    DNS through error messages; the log has those."""
+
+    def __init__(self, reason: str = "address is not allowed") -> None:
+        parameter = "deliveryMode.address"
+        super().__init__(parameter, f"Parameter [{parameter}] value is invalid: {reason}")
 
 
 class FilterForbidden(SubscriptionError):

@@ -15,7 +15,9 @@ is a bug: it is logged with the event type and counted (``stats().errors``), and
 goes on with the next event rather than leave every subscriber without notifications.
 
 The service also assembles the events side: the subscription service, the WebHook worker pool
-and validator, and the WebSocket gateway (whose ended sessions take their subscription along).
+and validator with the one HTTP client and address guard they share (the guard's resolver is
+injectable, for tests), and the WebSocket gateway (whose ended sessions take their subscription
+along).
 """
 
 from __future__ import annotations
@@ -25,10 +27,9 @@ import logging
 from dataclasses import dataclass
 from typing import Final
 
-import httpx
-
 from callwatch.clock import Clock
 from callwatch.events.bus import EventBus, Subscription, SubscriptionStats
+from callwatch.events.egress import AddressGuard, AddressPolicy, Resolver
 from callwatch.events.filters import FilterKind, SessionChange, match_presence, match_session
 from callwatch.events.notifications import (
     CallMemory,
@@ -83,24 +84,26 @@ class NotificationService:
         clock: Clock,
         ids: IdGenerator,
         settings: EventsSettings,
-        http: httpx.AsyncClient | None = None,
+        resolver: Resolver | None = None,
     ) -> None:
         self.settings = settings
         self._bus = bus
         self._clock = clock
         self._ids = ids
-        self._own_http = http is None
-        self._http = http or new_http_client()
+        guard = AddressGuard(AddressPolicy.of(settings), resolver)
+        self._http = new_http_client(guard)
         self._tasks = TaskSet("notifications")
         self.registry = SubscriptionRegistry(limit=settings.max_subscriptions)
-        self._webhooks = WebhookPool(http=self._http, settings=settings, tasks=self._tasks)
+        self._webhooks = WebhookPool(
+            http=self._http, guard=guard, settings=settings, tasks=self._tasks
+        )
         self.subscriptions = SubscriptionService(
             store=store,
             clock=clock,
             ids=ids,
             registry=self.registry,
             webhooks=self._webhooks,
-            validator=WebhookValidator(http=self._http, ids=ids, settings=settings),
+            validator=WebhookValidator(http=self._http, guard=guard, ids=ids, settings=settings),
             settings=settings,
         )
         self.gateway = WsGateway(
@@ -127,8 +130,7 @@ class NotificationService:
             self._bus.unsubscribe(self._inbox)
         self.gateway.close()
         await self._tasks.close()
-        if self._own_http:
-            await self._http.aclose()
+        await self._http.aclose()
 
     def stats(self) -> NotificationStats:
         return NotificationStats(

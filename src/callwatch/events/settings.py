@@ -7,11 +7,46 @@ and ours otherwise; every queue and table these values size is bounded (rule 8).
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field, model_validator
+import ipaddress
+from typing import Final
+
+from pydantic import BaseModel, Field, field_validator, model_validator
+
+DEFAULT_DENIED_NETWORKS: Final = (
+    "0.0.0.0/8",  # "this network": 0.0.0.0 reaches the server itself
+    "169.254.0.0/16",  # link-local, with cloud metadata at 169.254.169.254
+    "224.0.0.0/4",  # multicast
+    "240.0.0.0/4",  # reserved
+    "255.255.255.255/32",  # limited broadcast
+    "::/128",  # unspecified
+    "fe80::/10",  # link-local
+    "ff00::/8",  # multicast
+    "fd00:ec2::254/128",  # AWS instance metadata over IPv6
+    "::ffff:0.0.0.0/104",  # the IPv4 entries again, IPv4-mapped
+    "::ffff:169.254.0.0/112",
+    "::ffff:224.0.0.0/100",
+    "::ffff:240.0.0.0/100",
+    "::ffff:255.255.255.255/128",
+)
+"""Addresses that are never a legitimate WebHook receiver (``webhook_denied_networks``)."""
 
 
 class EventsSettings(BaseModel):
-    """Notification subscriptions and their delivery."""
+    """Notification subscriptions and their delivery.
+
+    WebHook addresses (:mod:`callwatch.events.egress`): users choose them and the server POSTs to
+    them, so every handshake and delivery is checked against ``webhook_denied_networks`` (never
+    a receiver: unspecified, link-local with cloud metadata, multicast, broadcast; IPv4-mapped
+    forms included) and, when set, ``webhook_allowed_networks`` (only addresses inside it pass;
+    the deny list still wins). Loopback and private ranges (RFC 1918, ``fc00::/7``) are allowed
+    by default on purpose: callwatch is self-hosted, its embedded demo delivers to 127.0.0.1 and
+    receivers commonly sit on the operator's private network. Where users must not reach
+    internal services, set ``webhook_allowed_networks`` to the receivers' subnet (or to public
+    ranges), or add ``127.0.0.0/8``, ``10.0.0.0/8``, ``172.16.0.0/12``, ``192.168.0.0/16``,
+    ``100.64.0.0/10``, ``::1/128`` and ``fc00::/7`` to the deny list — which replaces the
+    default list, so keep its entries (:data:`DEFAULT_DENIED_NETWORKS`). Plain http is accepted
+    unless ``webhook_require_https`` (RingCentral itself demands https).
+    """
 
     dispatch_queue_size: int = Field(
         10_000, ge=1, description="events queued for matching before the bus drops them"
@@ -40,6 +75,14 @@ class EventsSettings(BaseModel):
         5, ge=1, description="consecutive failed attempts that blacklist a WebHook"
     )
     webhook_user_agent: str = Field("RingCentral-Webhook/8.3", min_length=1)
+    webhook_require_https: bool = Field(False, description="refuse plain-http WebHook addresses")
+    webhook_denied_networks: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_DENIED_NETWORKS),
+        description="WebHook hosts with an address in one of these are refused",
+    )
+    webhook_allowed_networks: list[str] | None = Field(
+        None, description="when set, WebHook hosts must have every address in these"
+    )
     ws_token_ttl: int = Field(60, ge=1, description="lifetime of a single-use ws_access_token")
     ws_max_pending_tokens: int = Field(10_000, ge=1)
     ws_max_sessions: int = Field(10_000, ge=1, description="WebSocket sessions per node")
@@ -53,6 +96,16 @@ class EventsSettings(BaseModel):
     ws_ping_interval: float = Field(30.0, gt=0, description="WebSocket ping every (s)")
     ws_ping_timeout: float = Field(10.0, gt=0, description="pong expected within (s)")
     ws_max_frame_size: int = Field(65_536, ge=1024, description="largest client frame (bytes)")
+
+    @field_validator("webhook_denied_networks", "webhook_allowed_networks")
+    @classmethod
+    def _networks(cls, value: list[str] | None) -> list[str] | None:
+        for text in value or ():
+            try:
+                ipaddress.ip_network(text)
+            except ValueError as exc:
+                raise ValueError(f"not an IP network: {text!r} ({exc})") from None
+        return value
 
     @model_validator(mode="after")
     def _replay_fits_the_outbox(self) -> EventsSettings:

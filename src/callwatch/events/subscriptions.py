@@ -14,13 +14,15 @@ authorised against what the owner may read:
   account-level filter needs an administrator: 403 SUB-405;
 - presence of an extension type without presence (Department, …): 403 SUB-402.
 
-WebHook subscriptions are created over REST only, after the address passed the handshake
-(:class:`~callwatch.events.webhook.WebhookValidator`); they are stored, so they survive a restart
-(:meth:`SubscriptionService.resume`), and expire ``expiresIn`` seconds after creation or the
-last renewal (then 404 SUB-507 and no deliveries; the row is purged after
-``expired_retention``). Repeated delivery failures blacklist them for good (status
-``Blacklisted`` + ``blacklistedData``; delete and re-create to recover). WebSocket
-subscriptions exist only in memory, bound to their WebSocket session, and need no renewal.
+WebHook subscriptions are created over REST only, after the address passed the operator's
+address policy (400 CMN-101 ``deliveryMode.address`` otherwise; :mod:`callwatch.events.egress`)
+and the handshake (:class:`~callwatch.events.webhook.WebhookValidator`); they are stored, so
+they survive a restart (:meth:`SubscriptionService.resume`), and expire ``expiresIn`` seconds
+after creation or the last renewal (then 404 SUB-507 and no deliveries; the row is purged after
+``expired_retention``). Repeated delivery failures — a refused address among them — blacklist
+them for good (status ``Blacklisted`` + ``blacklistedData``; delete and re-create to recover).
+WebSocket subscriptions exist only in memory, bound to their WebSocket session, and need no
+renewal.
 
 Store calls run in a worker thread (``asyncio.to_thread``) so SQLite never blocks the loop that
 also runs the SIP stack and the relay; registry changes happen on the loop.
@@ -117,7 +119,8 @@ class SubscriptionService:
         """Validate, authorise, run the handshake, store and start delivering.
 
         Raises:
-            SubscriptionError: see the module docstring (SUB-508, SUB-40x, SUB-505, SUB-525…).
+            SubscriptionError: see the module docstring (SUB-508, SUB-40x, SUB-505, CMN-101 for a
+                refused address, SUB-525…).
         """
         address = check_address(address)
         ttl = self._ttl(expires_in)

@@ -22,6 +22,18 @@ the count. Response bodies are read to at most :data:`MAX_RESPONSE_BYTES` and ig
 
 Isolation: workers share one HTTP client whose pool has no global connection cap (each worker
 holds at most one request), so a dead or slow receiver only delays its own subscription.
+
+Address policy (:mod:`callwatch.events.egress`): the handshake and every delivery attempt first
+check the address with the :class:`~callwatch.events.egress.AddressGuard` (scheme, and every
+address the host resolves to), and the shared client connects only through
+:class:`~callwatch.events.egress.GuardedBackend`, which checks again and connects to the address
+it checked (no DNS-rebinding window). A refused address at creation is 400 CMN-101
+``deliveryMode.address`` ":class:`~callwatch.events.errors.AddressNotAllowed`", and nothing is
+sent to it. At delivery time (DNS changed, policy tightened) it is a failed attempt like any
+other — one warning naming the refused address, the retry delay, blacklisting after
+``webhook_blacklist_after`` in a row with reason "WebHook address is not allowed" — and nothing
+is POSTed. Redirects are never followed (a 3xx is a non-2xx answer), so a receiver cannot bounce
+a request to an address the policy refuses.
 """
 
 from __future__ import annotations
@@ -35,7 +47,8 @@ from typing import Final
 import httpx
 
 from callwatch.events.bus import Subscription, SubscriptionClosed, SubscriptionStats
-from callwatch.events.errors import InvalidSubscriptionField, WebhookRejected
+from callwatch.events.egress import AddressDenied, AddressGuard, GuardedTransport, denial
+from callwatch.events.errors import AddressNotAllowed, InvalidSubscriptionField, WebhookRejected
 from callwatch.events.notifications import Notification
 from callwatch.events.settings import EventsSettings
 from callwatch.events.tasks import TaskSet
@@ -75,17 +88,32 @@ def check_address(address: str | None) -> str:
     return address
 
 
-def new_http_client() -> httpx.AsyncClient:
-    """The shared client of the delivery workers and the validator."""
+def new_http_client(
+    guard: AddressGuard, *, verify: ssl.SSLContext | bool = True
+) -> httpx.AsyncClient:
+    """The shared client of the delivery workers and the validator.
+
+    It connects only to addresses ``guard`` allows, never follows redirects and ignores proxy
+    settings from the environment. ``verify``: TLS trust (tests pass their own CA).
+    """
     limits = httpx.Limits(max_connections=None, max_keepalive_connections=100)
-    return httpx.AsyncClient(limits=limits, follow_redirects=False, trust_env=False)
+    transport = GuardedTransport(guard, limits=limits, verify=verify)
+    return httpx.AsyncClient(transport=transport, follow_redirects=False, trust_env=False)
 
 
 class WebhookValidator:
     """The ``Validation-Token`` handshake of a new WebHook address."""
 
-    def __init__(self, *, http: httpx.AsyncClient, ids: IdGenerator, settings: EventsSettings):
+    def __init__(
+        self,
+        *,
+        http: httpx.AsyncClient,
+        guard: AddressGuard,
+        ids: IdGenerator,
+        settings: EventsSettings,
+    ) -> None:
         self._http = http
+        self._guard = guard
         self._ids = ids
         self._timeout = settings.webhook_validation_timeout
         self._max_bytes = settings.webhook_validation_max_bytes
@@ -95,16 +123,23 @@ class WebhookValidator:
         """Check that ``address`` answers the handshake.
 
         Raises:
+            AddressNotAllowed: the address policy refuses it (nothing was sent).
             WebhookRejected: no answer in time, wrong status, token not echoed, too large a
                 response, or a connection/TLS failure.
         """
         token = self._ids.token(TOKEN_LENGTH)
         try:
             async with asyncio.timeout(self._timeout):
+                await self._guard.check(httpx.URL(address))
                 await self._exchange(address, token)
         except TimeoutError:
             raise WebhookRejected(f"no response within {self._timeout:g} s") from None
+        except AddressDenied as exc:
+            raise _refused(address, exc) from None
         except httpx.HTTPError as exc:
+            denied = denial(exc)
+            if denied is not None:
+                raise _refused(address, denied) from None
             raise WebhookRejected(_describe(exc), tls=_is_tls_error(exc)) from None
 
     async def _exchange(self, address: str, token: str) -> None:
@@ -139,11 +174,13 @@ class WebhookWorker:
         *,
         record: SubscriptionRecord,
         http: httpx.AsyncClient,
+        guard: AddressGuard,
         settings: EventsSettings,
         on_blacklist: BlacklistHandler,
     ) -> None:
         self.subscription_id = record.id
         self._address = record.address or ""
+        self._guard = guard
         self._headers = {
             "Content-Type": CONTENT_TYPE,
             "User-Agent": settings.webhook_user_agent,
@@ -185,28 +222,34 @@ class WebhookWorker:
 
     async def _deliver(self, body: bytes) -> bool:
         while True:
-            error = await self._attempt(body)
-            if error is None:
+            failure = await self._attempt(body)
+            if failure is None:
                 self._failures = 0
                 self.sent += 1
                 return True
+            reason, detail = failure
             self._failures += 1
             self.failed_attempts += 1
             logger.warning(
                 "! webhook %s: attempt failed (%d in a row): %s",
                 self.subscription_id,
                 self._failures,
-                error,
+                detail,
             )
             if self._failures >= self._settings.webhook_blacklist_after:
                 self._stop()
-                await self._on_blacklist(self.subscription_id, error)
+                await self._on_blacklist(self.subscription_id, reason)
                 return False
             await asyncio.sleep(self._backoff())
 
-    async def _attempt(self, body: bytes) -> str | None:
-        """One POST; None on success, else the failure as blacklistedData.reason puts it."""
+    async def _attempt(self, body: bytes) -> tuple[str, str] | None:
+        """One checked POST; None on success, else the failure as ``(reason, detail)``.
+
+        ``reason`` is what blacklistedData.reason says; ``detail`` is for the log (for a refused
+        address it names the addresses, which the subscriber is not told).
+        """
         try:
+            await self._check()
             request = self._http.build_request(
                 "POST",
                 self._address,
@@ -219,11 +262,26 @@ class WebhookWorker:
                 await _read_bounded(response, MAX_RESPONSE_BYTES)
             finally:
                 await response.aclose()
+        except AddressDenied as exc:
+            return _denied(exc)
         except httpx.HTTPError as exc:
-            return f"I/O operation is failed. Details: [{_describe(exc)}]"
+            denied = denial(exc)
+            if denied is not None:
+                return _denied(denied)
+            reason = f"I/O operation is failed. Details: [{_describe(exc)}]"
+            return reason, reason
         if 200 <= response.status_code < 300:
             return None
-        return f"WebHook responded with HTTP status {response.status_code}"
+        reason = f"WebHook responded with HTTP status {response.status_code}"
+        return reason, reason
+
+    async def _check(self) -> None:
+        """The address policy, applied to what the address resolves to now."""
+        try:
+            async with asyncio.timeout(self._settings.webhook_timeout):
+                await self._guard.check(httpx.URL(self._address))
+        except TimeoutError:
+            raise httpx.ConnectTimeout("resolving the address timed out") from None
 
     def _stop(self) -> None:
         self._queue.close()
@@ -246,8 +304,16 @@ class WebhookWorker:
 class WebhookPool:
     """Starts and owns the delivery workers."""
 
-    def __init__(self, *, http: httpx.AsyncClient, settings: EventsSettings, tasks: TaskSet):
+    def __init__(
+        self,
+        *,
+        http: httpx.AsyncClient,
+        guard: AddressGuard,
+        settings: EventsSettings,
+        tasks: TaskSet,
+    ) -> None:
         self._http = http
+        self._guard = guard
         self._settings = settings
         self._tasks = tasks
         self._workers: dict[str, WebhookWorker] = {}
@@ -255,7 +321,11 @@ class WebhookPool:
     def start(self, record: SubscriptionRecord, *, on_blacklist: BlacklistHandler) -> WebhookWorker:
         """A running worker for ``record`` (which must have an address)."""
         worker = WebhookWorker(
-            record=record, http=self._http, settings=self._settings, on_blacklist=on_blacklist
+            record=record,
+            http=self._http,
+            guard=self._guard,
+            settings=self._settings,
+            on_blacklist=on_blacklist,
         )
         self._workers[record.id] = worker
         worker.task = self._tasks.spawn(self._run(worker), name=f"webhook:{record.id}")
@@ -296,3 +366,13 @@ def _is_tls_error(exc: BaseException) -> bool:
             return True
         seen = seen.__cause__ or seen.__context__
     return False
+
+
+def _refused(address: str, denied: AddressDenied) -> AddressNotAllowed:
+    logger.info("x webhook address %s refused: %s", address, denied)
+    return AddressNotAllowed(denied.public)
+
+
+def _denied(denied: AddressDenied) -> tuple[str, str]:
+    reason = f"WebHook {denied.public}"
+    return reason, f"{reason}: {denied}"

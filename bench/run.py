@@ -26,6 +26,8 @@ BENCHMARKS = [
     "bench.notifications",
     "bench.load",
     "bench.transcribe",
+    "bench.transcribe_call",
+    "bench.monitor_capacity",
 ]
 RESULTS = Path(__file__).parent / "results"
 

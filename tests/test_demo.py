@@ -1,8 +1,9 @@
 """``callwatch demo`` end to end: the recording and transcript come from the real path.
 
 The relay's counters for the supervisor's streams must equal what the monitor's softphone
-received, party by party; the stereo WAV's left channel must follow the customer's speech and
-the right channel the agent's; the transcript must say roughly what was said.
+received, party by party, and the forks must carry the call's codec untouched (zero-copy); the
+stereo WAV's left channel must follow the customer's speech and the right channel the agent's;
+the transcript must say roughly what was said.
 """
 
 from __future__ import annotations
@@ -48,6 +49,9 @@ async def test_demo_records_and_transcribes_through_the_real_path(tmp_path: Path
     [call] = result.calls
     assert call.forked and call.forked == call.delivered, (call.forked, call.delivered)
     assert all(count > 100 for count in call.forked.values())
+    # the monitor takes the call's own codec: the relay forwards the packets, no transcoding
+    assert call.forks == {"customer": "PCMU/8000 zero-copy", "agent": "PCMU/8000 zero-copy"}
+    assert all(stats.decoder.packets > 100 for stats in call.streams.values()), call.streams
 
     assert call.wav is not None
     with wave.open(str(call.wav)) as recording:

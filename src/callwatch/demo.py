@@ -9,6 +9,19 @@ and transcribes it; at the end a summary compares what was heard with what was s
 
 Everything travels the real path: SIP over sockets, RTP through the relay and the forks, audio
 decoded by the monitor's softphone.
+
+What is measured is the call's codec, not a transcoding of it: the relay offers the supervisor's
+device each party's own codec first, and the monitor's softphone takes the offer's first codec
+(``MonitorConfig.offer_order``), so each fork is zero-copy — the monitor hears exactly the
+packets the agent hears. (A softphone that insists on its own favourite, Opus 48k, gets a PCMU
+call transcoded by the relay; ``monitor_codecs`` reproduces that.) Each call's summary says,
+from the relay's side, what every supervisor stream carries.
+
+Timing: each call's speakers wait until its supervision is established (the monitor's
+``Supervising`` event: both forks exist) before their first sample, so nothing said is missed
+however long supervising takes on a busy machine. When every recording is closed the monitor
+stops, which lets its transcriber finish the last utterances; their lines are part of the
+result.
 """
 
 from __future__ import annotations
@@ -17,7 +30,7 @@ import asyncio
 import contextlib
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,15 +50,26 @@ from callwatch.client.monitor import (
     Supervising,
 )
 from callwatch.client.rest import RestClient
+from callwatch.client.streams import PartyStats
 from callwatch.client.wer import word_errors
 from callwatch.config import ApiSettings, Settings, SipSettings
+from callwatch.media.control import MediaError
+from callwatch.media.mixfork import MixStats
 from callwatch.sim.agents import SimAgent, SimCustomer, SipServer, converse
 from callwatch.sim.load_tenant import provision_load_tenant
 from callwatch.sim.speech import conversations, load_conversation
+from callwatch.sip.offer_answer import CodecSpec
 
 DEMO_LIMITS = {"Light": 100_000, "Medium": 100_000, "Heavy": 100_000, "Auth": 100_000}
 """The demo drives many requests from one user; RingCentral's per-minute limits would stop it."""
 CUSTOMERS = ("+14155550123", "+14155550124", "+14155550125", "+14155550126")
+SUPERVISE_TIMEOUT = 20.0
+"""Seconds a call waits for its supervision before speaking anyway (reported as a problem)."""
+LATCH_DELAY = 0.2
+"""Seconds between the supervision being established and the first sample (the device's
+streams latch on the relay meanwhile; the scripts start with 0.5 s of silence anyway)."""
+DRAIN_TIMEOUT = 120.0
+"""Seconds the stopping monitor may take to transcribe what it heard last."""
 
 
 @dataclass
@@ -68,6 +92,17 @@ class CallResult:
     delivered: dict[str, int] = field(default_factory=dict)
     """Packets the monitor's softphone received, per monitored party."""
     said: dict[str, str] = field(default_factory=dict)
+    roles: dict[str, str] = field(default_factory=dict)
+    """Monitored party id → ``"customer"`` or ``"agent"``."""
+    forks: dict[str, str] = field(default_factory=dict)
+    """Per role, what the relay sends the supervisor's device: ``"PCMU/8000 zero-copy"`` or
+    ``"PCMU/8000 → OPUS/48000 transcoded"`` (the codec the device answered)."""
+    streams: dict[str, PartyStats] = field(default_factory=dict)
+    """Per role, the monitor's stream counters at the end (concealment, jitter buffer)."""
+    mixes: dict[str, MixStats] = field(default_factory=dict)
+    """Per role, the relay's transcoding mix counters (only for transcoded forks)."""
+    latencies: list[float] = field(default_factory=list)
+    """Each final line's latency (spoken end → text), seconds."""
 
     def loss(self, speaker: str) -> float:
         """Fraction of ``speaker``'s packets the other party did not receive."""
@@ -98,7 +133,17 @@ Reporter = Callable[[str], None]
 
 
 class Demo:
-    """One demo run (see the module docstring)."""
+    """One demo run (see the module docstring).
+
+    Args:
+        calls: concurrent calls; call *i* speaks conversation *i* (cycled, sorted by name).
+        data_dir: where the database and recordings go (default: a temporary directory).
+        codec: the calls' codec (a :data:`~callwatch.sim.agents.CODECS` name).
+        report: where progress lines go.
+        seconds: end each conversation at the last turn finished by then.
+        monitor_codecs: make the monitor's softphone answer in this order of preference,
+            whatever the relay offers first (None: it takes each party's own codec, zero-copy).
+    """
 
     def __init__(
         self,
@@ -108,16 +153,21 @@ class Demo:
         codec: str = "PCMU",
         report: Reporter = print,
         seconds: float | None = None,
+        monitor_codecs: Sequence[CodecSpec] | None = None,
     ) -> None:
         self._calls = calls
         self._data_dir = data_dir
         self._codec = codec
+        self._monitor_codecs = tuple(monitor_codecs) if monitor_codecs is not None else None
         self._report = report
         self._seconds = seconds
         self._server: CallwatchServer | None = None
         self._results: dict[str, CallResult] = {}
         self._problems: list[str] = []
         self._finished: asyncio.Queue[str] = asyncio.Queue()
+        self._supervised: dict[str, asyncio.Event] = {}
+        self.monitor_stats: dict[str, Any] = {}
+        """The monitor's counters once the run is over (``Monitor.stats``)."""
 
     async def run(self) -> DemoResult:
         """Start everything, run the calls, return the result."""
@@ -146,16 +196,21 @@ class Demo:
         try:
             async with RestClient(url, tenant["client_id"], tenant["client_secret"]) as rest:
                 await rest.login_jwt(_extension(tenant, "101")["jwt"])
-                monitor = Monitor(rest, MonitorConfig(record_dir=data_dir / "recordings"))
+                config = MonitorConfig(
+                    record_dir=data_dir / "recordings", drain_timeout=DRAIN_TIMEOUT
+                )
+                if self._monitor_codecs is not None:  # the softphone's own order, not the offer's
+                    config.codecs, config.offer_order = self._monitor_codecs, False
+                monitor = Monitor(rest, config)
                 started: asyncio.Future[None] = asyncio.get_running_loop().create_future()
                 async with asyncio.TaskGroup() as group:
                     group.create_task(monitor.run(stop))
-                    watcher = group.create_task(self._watch(monitor, started))
+                    group.create_task(self._watch(monitor, started))  # ends with the monitor
                     await asyncio.wait_for(started, 30)
                     await self._place_calls(sip, agents)
                     await self._settle()
                     stop.set()
-                    watcher.cancel()
+                self.monitor_stats = monitor.stats()
         finally:
             await server.stop()
             server.store.close()
@@ -212,7 +267,7 @@ class Demo:
             start = time.monotonic()
             call = await customer.call(agent["number"])
             answered = await phone.next_call()
-            await asyncio.sleep(1.0)  # let the supervisor join before the first words
+            await self._supervision(agent["number"])
             samples = int(cut * conversation.sample_rate)
             sent = await converse(
                 call,
@@ -233,29 +288,46 @@ class Demo:
             await customer.close()
             await phone.close()
 
+    async def _supervision(self, agent: str) -> None:
+        """Wait until the monitor supervises the agent's call (both forks exist), then for the
+        device's streams to latch; on timeout the call goes on and a problem is reported."""
+        supervised = self._supervised.setdefault(agent, asyncio.Event())
+        try:
+            await asyncio.wait_for(supervised.wait(), SUPERVISE_TIMEOUT)
+        except TimeoutError:
+            self._problems.append(f"agent {agent}: not supervised in {SUPERVISE_TIMEOUT:.0f} s")
+        await asyncio.sleep(LATCH_DELAY)
+
     async def _snapshot_forks(self, result: CallResult) -> None:
-        """What the relay sent to the supervisor, per monitored party (before the call ends)."""
+        """What the relay sent to the supervisor, per monitored party (before the call ends),
+        and in which codec. The relay forks zero-copy only when the device answered with the
+        party's own codec; otherwise a transcoding mix sends the codec the device answered."""
         assert self._server is not None
+        engine = self._server.media_engine
         call = self._server.b2bua.calls.get(result.session_id)
         if call is None:
             return
         for supervisor in call.supervisors:
             for stream, endpoint in zip(supervisor.monitored, supervisor.streams, strict=True):
-                stats = await self._server.media_engine.stats(endpoint.stream_id)
+                stats = await engine.stats(endpoint.stream_id)
                 result.forked[stream.party_id] = stats.packets_out
+                party_codec = f"{stream.codec.encoding.upper()}/{stream.codec.clock_rate}"
+                role = result.roles.get(stream.party_id, stream.party_id)
+                try:
+                    mix = await engine.mix_stats(endpoint.stream_id)
+                except MediaError:  # no mix sends out of it: a zero-copy fork feeds it
+                    result.forks[role] = f"{party_codec} zero-copy"
+                else:
+                    sent = f"{mix.output.encoding.upper()}/{mix.output.clock_rate}"
+                    result.forks[role] = f"{party_codec} → {sent} transcoded"
+                    result.mixes[role] = mix
 
-    async def _settle(self, quiet: float = 3.0, limit: float = 30.0) -> None:
-        """Wait for recordings to close and the last transcript lines (no new line for
-        ``quiet`` seconds, at most ``limit``)."""
+    async def _settle(self, limit: float = 60.0) -> None:
+        """Wait until every call's recording is closed (at most ``limit`` seconds). The last
+        transcript lines come while the monitor stops: it lets its transcriber finish."""
         deadline = time.monotonic() + limit
-        while time.monotonic() < deadline:
-            before = self._lines
-            await asyncio.sleep(quiet)
-            done = self._finished.qsize() >= len(self._results)
-            if done and self._lines == before:
-                return
-
-    _lines = 0
+        while time.monotonic() < deadline and self._finished.qsize() < len(self._results):
+            await asyncio.sleep(0.1)
 
     async def _watch(self, monitor: Monitor, started: asyncio.Future[None]) -> None:
         async for event in monitor.events():
@@ -275,22 +347,28 @@ class Demo:
                 f"{len(set(event.parties))} streams in {event.request_seconds * 1000:.0f} ms"
             )
             self._result_for(event.session_id, event.agent)
+            result = self._by_session().get(event.session_id)
+            if result is not None:
+                customer, agent = event.parties
+                result.roles.update({customer: "customer", agent: "agent"})
+            self._supervised.setdefault(event.agent, asyncio.Event()).set()
         elif isinstance(event, FirstAudio):
             result = self._by_session().get(event.session_id)
             if result is not None:
                 result.first_audio = event.seconds
             self._report(f"first audio {event.session_id}: {event.seconds * 1000:.0f} ms")
         elif isinstance(event, Line) and event.segment.final:
-            self._lines += 1
             result = self._by_session().get(event.session_id)
             if result is not None:
                 result.heard[event.role].append(event.segment.text)
+                result.latencies.append(event.segment.latency)
             self._report(f"  {event.role:>8}: {escape(event.segment.text)}")
         elif isinstance(event, Finished):
             result = self._by_session().get(event.session_id)
             if result is not None:
                 result.wav, result.transcript = event.wav, event.transcript
                 result.delivered = dict(event.packets)
+                result.streams = {result.roles.get(p, p): s for p, s in event.streams.items()}
             self._finished.put_nowait(event.session_id)
             self._report(f"recorded {event.wav}")
         elif isinstance(event, Problem):

@@ -17,6 +17,7 @@ def summary_lines(call: CallResult) -> list[str]:
         f"packets sent  customer {call.sent.get('customer', 0)}, agent {call.sent.get('agent', 0)}",
         f"loss          customer {call.loss('customer'):.1%}, agent {call.loss('agent'):.1%}",
         f"forked/heard  {_pairs(call.forked)} / {_pairs(call.delivered)} packets per party",
+        f"fork codec    {_forks(call.forks)}",
         f"supervise→audio {first}",
         f"WER           customer {call.wer('customer'):.0%}, agent {call.wer('agent'):.0%}",
         f"recording     {call.wav}",
@@ -26,6 +27,13 @@ def summary_lines(call: CallResult) -> list[str]:
 
 def _pairs(counts: dict[str, int]) -> str:
     return ", ".join(str(n) for n in counts.values()) or "-"
+
+
+def _forks(forks: dict[str, str]) -> str:
+    kinds = set(forks.values())
+    if len(kinds) == 1:
+        return f"{kinds.pop()} (both parties)"
+    return ", ".join(f"{role} {kind}" for role, kind in forks.items()) or "-"
 
 
 def render_summary(console: Console, result: DemoResult) -> None:

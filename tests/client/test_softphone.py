@@ -168,6 +168,22 @@ async def test_monitoring_invite_two_parties_srtp_to_stereo_wav(
     assert recorder.late_frames == 0
 
 
+@pytest.mark.parametrize(("offer_order", "expected"), [(False, "OPUS"), (True, "PCMU")])
+async def test_offer_order_takes_the_party_codec_the_server_offers_first(
+    softphone: MakeSoftphone, rc: UserAgent, offer_order: bool, expected: str
+) -> None:
+    """The relay offers the party's own codec first, then Opus 48k …: by default the softphone
+    takes its own favourite (a transcoding fork for a PCMU call); with ``offer_order`` it takes
+    the party's codec, which the relay forwards untouched."""
+    phone = await softphone(offer_order=offer_order)
+    parties = [(CUSTOMER, [PCMU, OPUS, OPUS_16000, TELEPHONE_EVENT])]
+    call = await invite(rc, phone, parties, rc_headers())
+    await wait(call.answered())
+    sup = await next_call(phone)
+    assert [s.encoding.upper() for s in sup.sip.streams] == [expected]
+    assert sup.parties[CUSTOMER].format.encoding.upper() == expected
+
+
 async def test_loss_and_reordering_on_the_wire_leave_no_gap_in_the_wav(
     softphone: MakeSoftphone, rc: UserAgent, tmp_path: Path
 ) -> None:

@@ -598,6 +598,25 @@ class TestNegotiation:
             assert match is not None
             assert (match.spec, match.payload_type) == expected
 
+    def test_offer_order_lets_the_offerer_preference_win(self) -> None:
+        """RingCentral's offer lists 111 9 0 18 96 8 109: with ``offer_order`` the first of those
+        we support wins, and our list only decides what we support."""
+        media = load("ringcentral_monitoring_invite.sdp").media[0]
+        for prefs, expected in [
+            ([PCMU, OPUS], (OPUS, 111)),
+            ([PCMU, G722], (G722, 9)),
+            ([PCMA, OPUS_16000, PCMU], (PCMU, 0)),
+            ([TELEPHONE_EVENT, OPUS_16000], (OPUS_16000, 109)),
+        ]:
+            match = negotiate_media(media, prefs, offer_order=True)
+            assert match is not None
+            assert (match.spec, match.payload_type) == expected
+        (relay,) = offer("m=audio 4000 RTP/AVP 0 111", "a=rtpmap:111 OPUS/48000/2").media
+        ours = negotiate_media(relay, [OPUS, PCMU])
+        theirs = negotiate_media(relay, [OPUS, PCMU], offer_order=True)
+        assert ours is not None and ours.spec == OPUS
+        assert theirs is not None and theirs.spec == PCMU  # the party's codec: a zero-copy fork
+
     def test_case_insensitive_and_channels(self) -> None:
         (media,) = offer(
             "m=audio 4000 RTP/AVP 96 97", "a=rtpmap:96 opus/48000/2", "a=rtpmap:97 OPUS/16000/1"

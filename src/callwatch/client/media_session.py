@@ -8,6 +8,8 @@ grows with every new description (RFC 3264 §8), and after each completed exchan
 socket at the peer's address and keys (:func:`~callwatch.client.negotiation.negotiate`). A
 re-offer with more sections than sockets (a supervisor being given another party's stream)
 binds more first: call :meth:`MediaSession.prepare_for` before :meth:`MediaSession.take_offer`.
+Answers take, per section, our most preferred codec the offer lists — or, with ``offer_order``,
+the offer's most preferred one among ours (what a relay can forward without transcoding).
 """
 
 from __future__ import annotations
@@ -34,9 +36,18 @@ class OfferRejected(ValueError):
 class MediaSession:
     """RTP sockets plus the SDP offer/answer state of one call (see the module docstring)."""
 
-    def __init__(self, *, host: str, codecs: Sequence[CodecSpec], ids: IdGenerator) -> None:
+    def __init__(
+        self,
+        *,
+        host: str,
+        codecs: Sequence[CodecSpec],
+        ids: IdGenerator,
+        offer_order: bool = False,
+    ) -> None:
         self.host = host
         self.codecs = tuple(codecs)
+        self.offer_order = offer_order
+        """Answers follow the offer's codec preference rather than ours."""
         self.sessions: list[RtpSession] = []
         """One RTP socket per audio section, in section order."""
         self.streams: list[StreamMedia] = []
@@ -125,6 +136,7 @@ class MediaSession:
             direction=direction,
             session_id=self._session_id,
             version=self._version,
+            offer_order=self.offer_order,
         )
         if not accepted(answer):
             raise OfferRejected("no acceptable audio section in the offer")

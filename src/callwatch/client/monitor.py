@@ -15,7 +15,10 @@ consumes. Against any RingCentral-compatible server it:
    crash-safe) and transcribes it to ``<telephonySessionId>.jsonl``;
 6. survives socket drops (the subscription recovers or re-subscribes; a session that was
    missed is picked up from the next event) and keeps the softphone registered — after a
-   server restart (the subscription had to be created anew) it registers at once.
+   server restart (the subscription had to be created anew) it registers at once;
+7. on stop, ends the audio pumps, then lets the transcriber finish what it heard — open
+   utterances are transcribed and their lines emitted, for at most ``drain_timeout`` seconds —
+   and ends :meth:`Monitor.events`, so a consumer reading events to the end misses no line.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,11 +35,12 @@ from typing import Any
 from callwatch.client.asr_segments import Segment, TranscriptWriter
 from callwatch.client.rest import MonitoredAgent, RestClient
 from callwatch.client.sinks import StereoWavRecorder
-from callwatch.client.softphone import AutoAnswerPolicy, Softphone
-from callwatch.client.streams import AudioFrame, PartyAudio
+from callwatch.client.softphone import DEFAULT_CODECS, AutoAnswerPolicy, Softphone
+from callwatch.client.streams import AudioFrame, PartyAudio, PartyStats
 from callwatch.client.subscriptions import WebSocketSubscription
 from callwatch.client.supervised_call import SupervisedCall
 from callwatch.client.transcribe import Transcriber
+from callwatch.sip.offer_answer import CodecSpec
 
 logger = logging.getLogger(__name__)
 
@@ -98,6 +102,11 @@ class Finished:
     seconds: float
     packets: dict[str, int] = field(default_factory=dict)
     """RTP packets the softphone received, per monitored party."""
+    streams: dict[str, PartyStats] = field(default_factory=dict)
+    """Each monitored party's stream counters at its end (frames, concealment, drops, jitter)."""
+    recording_started: float = 0.0
+    """``time.monotonic()`` when the WAV was created: its first sample is the device's answer
+    to the session's first monitoring INVITE."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +127,15 @@ class MonitorConfig:
     dual_channel: bool = True
     transport: str = "UDP"
     transcribe: bool = True
+    drain_timeout: float = 5.0
+    """Seconds a stopping monitor waits for the transcriber's last lines (see step 7)."""
+    codecs: Sequence[CodecSpec] = DEFAULT_CODECS
+    """The codecs the softphone accepts, best first (see ``offer_order``)."""
+    offer_order: bool = True
+    """The softphone answers each stream with the server's first offered codec among
+    ``codecs`` — the monitored party's own, so the fork is zero-copy and what is recorded and
+    transcribed is what the agent heard (a PCMU call transcoded to Opus loses words:
+    ``bench.transcribe_call``). False: ``codecs`` order wins (Opus 48k for any call)."""
 
 
 @dataclass
@@ -132,7 +150,9 @@ class _Session:
     recorder: StereoWavRecorder | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     packets: dict[str, int] = field(default_factory=dict)
+    streams: dict[str, PartyStats] = field(default_factory=dict)
     started: float = field(default_factory=time.monotonic)
+    recording_started: float = 0.0
     finished: bool = False
 
 
@@ -142,7 +162,7 @@ class Monitor:
     def __init__(self, rest: RestClient, config: MonitorConfig) -> None:
         self._rest = rest
         self._config = config
-        self._events: asyncio.Queue[MonitorEvent] = asyncio.Queue()
+        self._events: asyncio.Queue[MonitorEvent | None] = asyncio.Queue()
         self._sessions: dict[str, _Session] = {}
         self._agents: dict[str, MonitoredAgent] = {}
         self._softphone: Softphone | None = None
@@ -153,12 +173,19 @@ class Monitor:
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def events(self) -> AsyncIterator[MonitorEvent]:
-        """Everything that happens, in order (runs until the monitor stops)."""
-        while True:
-            yield await self._events.get()
+        """Everything that happens, in order; ends once :meth:`run` has returned."""
+        while (event := await self._events.get()) is not None:
+            yield event
+        self._events.put_nowait(None)  # any other reader ends too
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Work until ``stop`` is set."""
+        """Work until ``stop`` is set, then drain the transcriber (see step 7)."""
+        try:
+            await self._run(stop)
+        finally:
+            self._events.put_nowait(None)
+
+    async def _run(self, stop: asyncio.Event) -> None:
         self._config.record_dir.mkdir(parents=True, exist_ok=True)
         agents = await self._rest.monitorable_agents()
         if not agents:
@@ -170,6 +197,8 @@ class Monitor:
         softphone = Softphone(
             provision.for_transport(self._config.transport),
             auto_answer=AutoAnswerPolicy.WITH_HEADERS,
+            codecs=self._config.codecs,
+            offer_order=self._config.offer_order,
         )
         self._softphone = softphone
         filters = [
@@ -188,9 +217,11 @@ class Monitor:
                 async with asyncio.TaskGroup() as group:
                     group.create_task(self._notifications(subscription))
                     group.create_task(self._calls(softphone))
+                    lines = None
                     if self._transcriber is not None:
-                        group.create_task(self._lines(self._transcriber))
+                        lines = group.create_task(self._lines(self._transcriber))
                     await stop.wait()
+                    await self._drain(lines)
                     raise _Stop
             except* _Stop:
                 pass
@@ -200,6 +231,18 @@ class Monitor:
                 await asyncio.gather(*self._tasks, return_exceptions=True)
                 for writer in self._writers.values():
                     writer.close()
+
+    async def _drain(self, lines: asyncio.Task[None] | None) -> None:
+        """Stop the per-call work (no frame may reach a closed transcriber), then let the
+        transcriber emit the lines of what it already heard (see step 7)."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if lines is None or self._transcriber is None:
+            return
+        self._transcriber.close()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(lines), self._config.drain_timeout)
 
     # -- notifications ---------------------------------------------------------------------------
 
@@ -283,6 +326,7 @@ class Monitor:
                 left = session.customer_party or call.party_ids[0]
                 right = session.agent_party or call.party_ids[-1]
                 session.recorder = StereoWavRecorder(self._path(session_id, ".wav"), left, right)
+                session.recording_started = time.monotonic()
                 if self._transcriber is not None:
                     self._writers[session_id] = TranscriptWriter(self._path(session_id, ".jsonl"))
             for party_id, audio in call.parties.items():
@@ -299,7 +343,9 @@ class Monitor:
             self._write(session, frame)
             if transcriber is not None:
                 transcriber.write(frame)
-        session.packets[party_id] = audio.stats.decoder.packets
+        stats = audio.stats
+        session.packets[party_id] = stats.decoder.packets
+        session.streams[party_id] = stats
         if transcriber is not None:
             transcriber.end_party(party_id)
 
@@ -322,6 +368,8 @@ class Monitor:
                 self._path(session.session_id, ".jsonl"),
                 time.monotonic() - session.started,
                 dict(session.packets),
+                dict(session.streams),
+                session.recording_started,
             )
         )
 
@@ -348,8 +396,12 @@ class Monitor:
         self._events.put_nowait(event)
 
     def stats(self) -> dict[str, Any]:
-        """Counters for a summary: sessions supervised and their files."""
-        return {"sessions": len(self._sessions)}
+        """Counters for a summary: sessions supervised and, when transcribing, the
+        transcriber's counters (``"transcriber"``: dropped frames and utterances, CPU)."""
+        counters: dict[str, Any] = {"sessions": len(self._sessions)}
+        if self._transcriber is not None:
+            counters["transcriber"] = self._transcriber.stats
+        return counters
 
 
 def _number(agent: MonitoredAgent) -> str:

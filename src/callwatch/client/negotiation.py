@@ -117,10 +117,13 @@ def make_answer(
     direction: Direction | None = None,
     session_id: int,
     version: int,
+    offer_order: bool = False,
 ) -> SessionDescription:
     """Answer every offered section (RFC 3264 §6); SRTP sections are keyed with ``keys[i]``.
 
-    Sections we cannot accept come back with port 0 (see :func:`accepted`).
+    Each section takes our most preferred codec the offer lists, or with ``offer_order`` the
+    offer's most preferred codec among ``codecs``. Sections we cannot accept come back with
+    port 0 (see :func:`accepted`).
     """
     crypto = [
         answer_crypto(section.crypto, key, SUPPORTED_SUITES)
@@ -137,6 +140,7 @@ def make_answer(
         session_version=version,
         direction=direction,
         crypto=crypto,
+        offer_order=offer_order,
     )
 
 

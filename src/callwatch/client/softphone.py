@@ -13,7 +13,9 @@ A :class:`Softphone` is the SDK's stand-in for RingCentral's official softphone 
    The registration is then kept alive: refreshed every ``refresh_interval`` seconds at most and
    renewed at once when its connection drops.
 2. Each incoming INVITE is rung (180), its streams answered by the user agent — the best codec
-   of ``codecs`` per offered stream (Opus 48k, Opus 16k, G.722, PCMU, PCMA by default), SRTP
+   of ``codecs`` per offered stream (Opus 48k, Opus 16k, G.722, PCMU, PCMA by default), or with
+   ``offer_order`` the first offered codec among ``codecs`` (the server lists the monitored
+   party's own codec first, so its fork forwards the packets untouched, no transcoding), SRTP
    (SDES) whenever offered, any number of ``m=audio`` lines, any number of parallel INVITEs —
    and wrapped in a :class:`~callwatch.client.supervised_call.SupervisedCall` with one
    :class:`~callwatch.client.streams.PartyAudio` per monitored party. The auto-answer policy
@@ -93,6 +95,8 @@ class Softphone:
             ``SipInfo``).
         auto_answer: which INVITEs are answered without the application.
         codecs: answer preference, best first.
+        offer_order: answer each stream with the offer's first codec among ``codecs`` instead
+            (the party's own codec from callwatch or RingCentral: a zero-copy fork).
         sample_rate: rate of every party's frames (8000, 16000, 48000; None: the codec's).
         host: local address to bind and advertise; default: the one that reaches the proxy.
         expires: registration expiry asked for, in seconds.
@@ -114,6 +118,7 @@ class Softphone:
         *,
         auto_answer: AutoAnswerPolicy = AutoAnswerPolicy.WITH_HEADERS,
         codecs: Sequence[CodecSpec] = DEFAULT_CODECS,
+        offer_order: bool = False,
         sample_rate: int | None = 16000,
         host: str | None = None,
         expires: int = 3600,
@@ -131,6 +136,7 @@ class Softphone:
         self.sip_info = sip_info
         self.auto_answer = auto_answer
         self._codecs = tuple(codecs)
+        self._offer_order = offer_order
         self._sample_rate = sample_rate
         self._host = host
         self._expires = expires
@@ -210,6 +216,7 @@ class Softphone:
             host=local,
             domain=self.sip_info.domain,
             codecs=self._codecs,
+            offer_order=self._offer_order,
             tls_context=self._tls_context,
             ids=self._ids,
             user_agent=self._user_agent,

@@ -91,6 +91,8 @@ class UserAgent:
         host: address to bind and to advertise in SIP and SDP.
         domain: domain of our address (From of calls); defaults to ``host``.
         codecs: codec preference for offers and answers.
+        offer_order: answer incoming offers with the offer's most preferred codec among
+            ``codecs`` rather than our most preferred one it lists.
         auto_answer_after: answer incoming calls this many seconds after ringing; None
             leaves answering to ``UaCall.answer()``.
         reject_with: refuse incoming calls with this status (e.g. 486) instead.
@@ -107,6 +109,7 @@ class UserAgent:
         host: str = "127.0.0.1",
         domain: str | None = None,
         codecs: Sequence[CodecSpec] = DEFAULT_CODECS,
+        offer_order: bool = False,
         auto_answer_after: float | None = None,
         reject_with: int | None = None,
         never_answer: bool = False,
@@ -119,6 +122,7 @@ class UserAgent:
         self.host = host
         self.domain = domain or host
         self.codecs = tuple(codecs)
+        self.offer_order = offer_order
         self.auto_answer_after = auto_answer_after
         self.reject_with = reject_with
         self.never_answer = never_answer
@@ -429,7 +433,9 @@ class UserAgent:
     def _on_invite(self, event: RequestReceived, tx: str) -> None:
         try:
             call = self._new_call(
-                media=MediaSession(host=self.host, codecs=self.codecs, ids=self._ids),
+                media=MediaSession(
+                    host=self.host, codecs=self.codecs, ids=self._ids, offer_order=self.offer_order
+                ),
                 invite=event.request,
                 next_hop=event.source,
                 incoming=True,

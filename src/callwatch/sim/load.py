@@ -23,6 +23,12 @@ read from ``time.monotonic`` as this process's packet handlers run) come from wh
 receivers saw. Fork latency is thus the delay the fork adds over the direct path, plus the
 generator's own scheduling noise when it is saturated: keep its CPU well under one core.
 
+With ``supervise=False`` (:attr:`LoadConfig.supervise`) phase 2 registers no supervisor
+device and logs nobody in, and phase 3 only connects: the calls run unsupervised, for a
+supervisor in another process (``callwatch monitor`` logged in as the load tenant's supervisor,
+whose "Load" group makes every load agent *Monitored*) to supervise and record. The report's
+``hung_up_at`` then says when those recordings should end.
+
 The server must allow the REST load: ``CALLWATCH_API__RATE_LIMITS`` (:data:`RATE_LIMITS_ENV`)
 with high limits, e.g. ``{"Light":100000,"Medium":100000,"Heavy":100000,"Auth":100000}``;
 each call costs a presence read and a supervise (both Light), the run one token (Auth). A 429
@@ -35,6 +41,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import time
 from collections.abc import Awaitable, Callable
 
 from callwatch.client import RegistrationFailed
@@ -118,6 +125,7 @@ class _LoadRun:
         self._failures: dict[int, CallFailure] = {}
         self._rate_limited = 0
         self._teardown_problems = 0
+        self._hung_up_at: float | None = None
 
     async def run(self) -> LoadReport:
         ticker = asyncio.create_task(self._tick(), name="load-progress")
@@ -147,19 +155,25 @@ class _LoadRun:
         ]
         async with contextlib.AsyncExitStack() as stack:
             self._phase = "registering"
-            rest = await self._login(target, stack)
-            desk = SupervisorDesk(target.tenant.supervisor_device, plan)
-            stack.push_async_callback(self._close_desk, desk)
-            try:
-                await desk.start()
-            except (RegistrationFailed, OSError) as exc:
-                raise LoadSetupError(f"the supervisor's device cannot register: {exc}") from exc
+            supervision = await self._supervision(target, plan, stack) if config.supervise else None
             stack.push_async_callback(self._close_calls)
             await self._bounded(self._register, self._calls)
-            await self._ramp(rest, desk)
+            await self._ramp(supervision)
             cpu = await self._steady(target.server_pid)
             await self._stop()
-        return cpu, desk.strays
+        return cpu, supervision[1].strays if supervision is not None else 0
+
+    async def _supervision(
+        self, target: LoadTarget, plan: CallPlan, stack: contextlib.AsyncExitStack
+    ) -> tuple[RestClient, SupervisorDesk]:
+        rest = await self._login(target, stack)
+        desk = SupervisorDesk(target.tenant.supervisor_device, plan)
+        stack.push_async_callback(self._close_desk, desk)
+        try:
+            await desk.start()
+        except (RegistrationFailed, OSError) as exc:
+            raise LoadSetupError(f"the supervisor's device cannot register: {exc}") from exc
+        return rest, desk
 
     async def _login(self, target: LoadTarget, stack: contextlib.AsyncExitStack) -> RestClient:
         tenant = target.tenant
@@ -187,7 +201,7 @@ class _LoadRun:
         except LoadCallError as exc:
             self._fail(call, exc)
 
-    async def _ramp(self, rest: RestClient, desk: SupervisorDesk) -> None:
+    async def _ramp(self, supervision: tuple[RestClient, SupervisorDesk] | None) -> None:
         self._phase = "ramping"
         start = self._loop.time()
         async with asyncio.TaskGroup() as group:
@@ -195,14 +209,17 @@ class _LoadRun:
                 delay = start + n / self._config.ramp - self._loop.time()
                 if delay > 0:
                     await asyncio.sleep(delay)
-                group.create_task(self._set_up(call, rest, desk), name=f"set-up-{call.index}")
+                group.create_task(self._set_up(call, supervision), name=f"set-up-{call.index}")
 
-    async def _set_up(self, call: LoadCall, rest: RestClient, desk: SupervisorDesk) -> None:
+    async def _set_up(
+        self, call: LoadCall, supervision: tuple[RestClient, SupervisorDesk] | None
+    ) -> None:
         timeout = self._config.setup_timeout
         try:
             async with asyncio.timeout(timeout):
                 await call.connect()
-                await call.supervise(rest, desk)
+                if supervision is not None:
+                    await call.supervise(*supervision)
         except LoadCallError as exc:
             self._fail(call, exc)
         except TimeoutError:
@@ -231,6 +248,7 @@ class _LoadRun:
         await asyncio.gather(*(self._finish(call) for call in live))
         await asyncio.sleep(self._config.drain)
         self._phase = "hanging up"
+        self._hung_up_at = time.monotonic()
         done = await asyncio.gather(*(call.hang_up(TEARDOWN_TIMEOUT) for call in self._calls))
         self._teardown_problems += done.count(False)
 
@@ -331,4 +349,6 @@ class _LoadRun:
             stray_invites=strays,
             server_url=target.server_url,
             notes=tuple(notes),
+            supervise=config.supervise,
+            hung_up_at=self._hung_up_at,
         )

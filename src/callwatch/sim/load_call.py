@@ -40,8 +40,9 @@ from callwatch.client.negotiation import StreamMedia
 from callwatch.client.rest import RestClient
 from callwatch.client.rtp_session import ReceivedRtp, RtpSession
 from callwatch.client.wire import JsonObject, object_field, objects_field, optional_text
-from callwatch.sim.agents import CODECS, SipServer
+from callwatch.sim.agents import SipServer
 from callwatch.sim.load_meter import MeterBoard, Speaker, StampedPayloads
+from callwatch.sim.load_model import LOAD_CODECS
 from callwatch.sim.load_tenant import LoadAgent, LoadDevice
 from callwatch.sim.voice import SPEECH_RATE, encode_speech
 
@@ -89,7 +90,7 @@ class FrameSource:
 
 def _phone(device: LoadDevice, *, host: str, codec: str) -> UserAgent:
     return UserAgent(
-        username=device.sip_username, host=host, codecs=CODECS[codec], auto_answer_after=0.0
+        username=device.sip_username, host=host, codecs=LOAD_CODECS[codec], auto_answer_after=0.0
     )
 
 
@@ -252,7 +253,7 @@ class LoadCall:
             self.customer = await self._customer_ua.call(
                 f"sip:{self.agent.extension_number}@{sip.domain}",
                 sip.address(),
-                codecs=CODECS[self._plan.codec],
+                codecs=LOAD_CODECS[self._plan.codec],
             )
             self.agent_call = await self._agent_ua.next_call()
             await self.agent_call.confirmed()

@@ -11,8 +11,10 @@ from pathlib import Path
 from callwatch.sim.agents import CODECS
 from callwatch.sim.load_meter import MediaSummary, Percentiles
 from callwatch.sim.load_tenant import MAX_AGENTS
+from callwatch.sip.offer_answer import OPUS_16000, TELEPHONE_EVENT, CodecSpec
 
 __all__ = [
+    "LOAD_CODECS",
     "PTIME",
     "RATE_LIMITS_ENV",
     "CallFailure",
@@ -30,6 +32,12 @@ RATE_LIMITS_ENV = (
 """What the server needs in its environment for a load run (RingCentral's limits are ~50/min)."""
 PTIME = 0.02
 """Packet interval the meters assume (seconds); callwatch's user agents negotiate 20 ms."""
+LOAD_CODECS: dict[str, tuple[CodecSpec, ...]] = {
+    **CODECS,
+    "OPUS16": (OPUS_16000, TELEPHONE_EVENT),
+}
+"""What the parties of a load run may talk: the simulator's codecs, plus RingCentral's
+OPUS/16000 (PT 109) as ``OPUS16``."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -54,8 +62,8 @@ class LoadConfig:
     duration: float = 10.0
     """Seconds every call is up at once (the steady phase)."""
     codec: str = "PCMU"
-    """The parties' codec: ``PCMU``, ``G722`` or ``OPUS``; the supervisor's device takes the
-    same one, so its forks are zero-copy."""
+    """The parties' codec: ``PCMU``, ``G722``, ``OPUS`` (48 kHz) or ``OPUS16``; the
+    supervisor's device takes the same one, so its forks are zero-copy."""
     ramp: float = 20.0
     """Calls started per second."""
     data_dir: Path | None = None
@@ -70,6 +78,10 @@ class LoadConfig:
     drain: float = 0.3
     """Seconds for in-flight packets after the talkers stop."""
     progress_interval: float = 0.25
+    supervise: bool = True
+    """Supervise every call from the generator's own device. False: the calls run
+    unsupervised, for a supervisor outside the generator (``callwatch monitor`` logged in as
+    the supervisor, whose "Load" group lets it monitor the load agents)."""
 
     def __post_init__(self) -> None:
         if (self.data_dir is None) == (self.remote is None):
@@ -78,8 +90,8 @@ class LoadConfig:
             raise ValueError("duration, ramp and setup_timeout must be positive")
         if not 1 <= self.calls <= MAX_AGENTS:
             raise ValueError(f"calls must be between 1 and {MAX_AGENTS}: {self.calls}")
-        if self.codec.upper() not in CODECS:
-            raise ValueError(f"codec must be one of {', '.join(CODECS)}: {self.codec!r}")
+        if self.codec.upper() not in LOAD_CODECS:
+            raise ValueError(f"codec must be one of {', '.join(LOAD_CODECS)}: {self.codec!r}")
 
     @property
     def max_packets(self) -> int:
@@ -157,11 +169,17 @@ class LoadReport:
     """Monitoring INVITEs for sessions no call expected."""
     server_url: str = ""
     notes: tuple[str, ...] = field(default=())
+    supervise: bool = True
+    """Whether the generator supervised its calls (:attr:`LoadConfig.supervise`)."""
+    hung_up_at: float | None = None
+    """``time.monotonic()`` (system-wide on Linux) when the customers began hanging up: where
+    an outside supervisor's recordings of the calls end."""
 
     @property
     def ok(self) -> bool:
-        """Every call was set up, supervised, and stayed up."""
-        return not self.failures and self.calls_supervised == self.calls
+        """Every call was set up, supervised (when the generator supervises), and stayed up."""
+        done = self.calls_supervised if self.supervise else self.calls_set_up
+        return not self.failures and done == self.calls
 
     def to_json(self) -> dict[str, object]:
         """The report as JSON-ready data."""

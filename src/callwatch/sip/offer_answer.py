@@ -3,12 +3,15 @@
 Theory of operation: the answerer lists the codecs it can handle, best first, as
 :class:`CodecSpec` values. :func:`negotiate_media` picks, for one offered ``m=`` section, the
 first of those the offer also lists (matching name case-insensitively, clock rate and channels;
-static payload types count even without ``a=rtpmap``). :func:`build_answer` answers every offered
-section in order (RFC 3264 §6): one voice codec plus ``telephone-event`` when both sides have it,
-the mirrored direction, and port 0 where the offer disabled the stream, no codec matched, no
-local port was given, or SRTP was offered without a key to answer with. Offers are built with
-:func:`offer_media` and :func:`build_session`. Nothing here reads a clock or a random source:
-session ids, versions, ports and SRTP keys are arguments.
+static payload types count even without ``a=rtpmap``) — or, with ``offer_order``, the offer's
+first codec among ours: the offerer's preference wins (RFC 3264 §6.1 lets the answerer choose
+either way; a relay that lists the codec it can forward untouched first is best served so).
+:func:`build_answer` answers every offered section in order (RFC 3264 §6): one voice codec plus
+``telephone-event`` when both sides have it, the mirrored direction, and port 0 where the offer
+disabled the stream, no codec matched, no local port was given, or SRTP was offered without a
+key to answer with. Offers are built with :func:`offer_media` and :func:`build_session`.
+Nothing here reads a clock or a random source: session ids, versions, ports and SRTP keys are
+arguments.
 """
 
 from __future__ import annotations
@@ -97,18 +100,24 @@ def _matches(offered: MediaDescription, specs: Sequence[CodecSpec]) -> list[Code
 
 
 def negotiate_media(
-    offer_media: MediaDescription, supported: Sequence[CodecSpec]
+    offer_media: MediaDescription, supported: Sequence[CodecSpec], *, offer_order: bool = False
 ) -> CodecMatch | None:
     """Pick the voice codec for one offered ``m=`` section (RFC 3264 §6.1).
 
     Args:
         offer_media: the offered section; its port is not looked at.
         supported: our codecs, most preferred first; ``telephone-event`` entries are skipped.
+        offer_order: prefer the offer's order to ours.
     Returns:
-        Our most preferred codec that the offer lists, or ``None``.
+        Our most preferred codec that the offer lists (with ``offer_order``: the offer's most
+        preferred codec that we support), or ``None``.
     """
     voice = [spec for spec in supported if not spec.is_dtmf]
-    return next(iter(_matches(offer_media, voice)), None)
+    matches = _matches(offer_media, voice)
+    if offer_order:
+        position = {pt: index for index, pt in enumerate(offer_media.rtpmaps)}
+        matches.sort(key=lambda match: position[match.payload_type])  # stable: ours breaks ties
+    return next(iter(matches), None)
 
 
 def negotiate_dtmf(
@@ -218,6 +227,7 @@ def build_answer(
     crypto: Sequence[Crypto | None] = (),
     username: str = "-",
     session_name: str = "-",
+    offer_order: bool = False,
 ) -> SessionDescription:
     """Answer every offered ``m=`` section, in order (RFC 3264 §6).
 
@@ -231,6 +241,8 @@ def build_answer(
         crypto: our ``a=crypto`` per section (see :func:`answer_crypto`); SRTP sections
             without one are rejected.
         username, session_name: for ``o=`` and ``s=``.
+        offer_order: per section, take the offer's most preferred codec that we support rather
+            than our most preferred one that it offers (see :func:`negotiate_media`).
     Returns:
         The answer; sections we cannot accept have port 0 and their first offered format.
     Raises:
@@ -239,7 +251,9 @@ def build_answer(
     if len(ports) != len(offer.media):
         raise ValueError(f"{len(ports)} ports for {len(offer.media)} offered m= lines")
     media = [
-        _answer_media(offer, offered, port, codecs_preference, direction, _nth(crypto, index))
+        _answer_media(
+            offer, offered, port, codecs_preference, direction, _nth(crypto, index), offer_order
+        )
         for index, (offered, port) in enumerate(zip(offer.media, ports, strict=True))
     ]
     return build_session(
@@ -263,9 +277,10 @@ def _answer_media(
     codecs: Sequence[CodecSpec],
     wish: Direction | None,
     crypto: Crypto | None,
+    offer_order: bool = False,
 ) -> MediaDescription:
     """Answer one offered section, or reject it with port 0."""
-    voice = negotiate_media(offered, codecs)
+    voice = negotiate_media(offered, codecs, offer_order=offer_order)
     secure = "SAVP" in offered.proto
     if (
         voice is None

@@ -36,7 +36,7 @@ async def server(tmp_path: Path) -> AsyncIterator[RunningServer]:
 
 
 async def _monitor(
-    server: RunningServer, record_dir: Path, log: Path | None = None
+    server: RunningServer, record_dir: Path, log: Path | None = None, *options: str
 ) -> asyncio.subprocess.Process:
     """``callwatch monitor`` as a child process (its log appended to ``log`` if given)."""
     env = {
@@ -57,6 +57,7 @@ async def _monitor(
             "--no-transcribe",
             "--env-file",
             "/nonexistent",
+            *options,
             env=env,
             stdout=asyncio.subprocess.DEVNULL,
             stderr=stderr,
@@ -237,3 +238,42 @@ async def test_the_monitor_survives_a_server_restart(tmp_path: Path) -> None:
                 monitor.kill()
         await agent.close()
         await _stop_server(server)
+
+
+async def test_webhook_delivery_and_a_chosen_codec(server: RunningServer, tmp_path: Path) -> None:
+    """``--webhook``: the monitor runs a receiver, subscribes with a WebHook (no WebSocket),
+    and records the call; ``--codec PCMA`` makes it refuse everything else, so the server
+    transcodes the PCMU call's forks to G.711 A-law for it."""
+    record_dir = tmp_path / "recordings"
+    softphone_id = server.extension("101")["devices"][0]["id"]
+    agent = await _registered_agent(server)
+    talking: list[asyncio.Task[Any]] = []
+    log = tmp_path / "monitor.log"
+    monitor = await _monitor(server, record_dir, log, "--webhook", "--codec", "PCMA")
+    try:
+        assert await eventually(lambda: _online(server, softphone_id), timeout=30)
+        assert await eventually(lambda: _subscribed(server, 1), timeout=30), log.read_text()
+        (subscription,) = _subscriptions(server)
+        assert subscription.record.transport == "WebHook"
+        customer, call, answered = await _call(server, agent)
+        talking += [asyncio.create_task(c.send_payloads(SILENCE)) for c in (call, answered)]
+        wav = await _growing_wav(record_dir, set(), 64_000)
+        with wave.open(str(wav)) as recording:
+            assert recording.getnchannels() == 2
+        await call.hangup()
+        await customer.close()
+    finally:
+        for task in talking:
+            task.cancel()
+        if monitor.returncode is None:
+            monitor.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(monitor.wait(), 10)
+            except TimeoutError:
+                monitor.kill()
+        await agent.close()
+    assert await eventually(lambda: _unsubscribed(server), timeout=10)  # deleted on the way out
+
+
+async def _unsubscribed(server: RunningServer) -> bool:
+    return not _subscriptions(server)

@@ -7,12 +7,14 @@ consumes. Against any RingCentral-compatible server it:
 1. lists the agents the user may monitor (call-monitoring groups where the user is Monitoring);
 2. provisions and registers a softphone (``sip-provision``), which auto-answers the monitoring
    INVITEs and hands out per-party audio;
-3. subscribes (WebSocket, with recovery) to each agent's telephony sessions;
+3. subscribes to each agent's telephony sessions: over the WebSocket gateway (with recovery),
+   or with a WebHook to a receiver it runs (renewed, re-created when lost);
 4. on an agent's party reaching Answered, supervises that call once — dual channel by default
    (one party-level request per party), session level as an option; repeated Answered events
    (after unhold, re-subscription) do not supervise again;
 5. records each call to ``<record-dir>/<telephonySessionId>.wav`` (customer left, agent right,
-   crash-safe) and transcribes it to ``<telephonySessionId>.jsonl``;
+   crash-safe) and transcribes it to ``<telephonySessionId>.jsonl`` (finals; partial
+   hypotheses are emitted live when asked for);
 6. survives socket drops (the subscription recovers or re-subscribes; a session that was
    missed is picked up from the next event) and keeps the softphone registered — after a
    server restart (the subscription had to be created anew) it registers at once;
@@ -27,10 +29,10 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Coroutine, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from callwatch.client.asr_segments import Segment, TranscriptWriter
 from callwatch.client.rest import MonitoredAgent, RestClient
@@ -39,7 +41,9 @@ from callwatch.client.softphone import DEFAULT_CODECS, AutoAnswerPolicy, Softpho
 from callwatch.client.streams import AudioFrame, PartyAudio, PartyStats
 from callwatch.client.subscriptions import WebSocketSubscription
 from callwatch.client.supervised_call import SupervisedCall
-from callwatch.client.transcribe import Transcriber
+from callwatch.client.transcribe import Transcriber, TranscriberConfig
+from callwatch.client.webhook_feed import WebhookFeed
+from callwatch.client.wire import JsonObject
 from callwatch.sip.offer_answer import CodecSpec
 
 logger = logging.getLogger(__name__)
@@ -136,6 +140,21 @@ class MonitorConfig:
     ``codecs`` — the monitored party's own, so the fork is zero-copy and what is recorded and
     transcribed is what the agent heard (a PCMU call transcoded to Opus loses words:
     ``bench.transcribe_call``). False: ``codecs`` order wins (Opus 48k for any call)."""
+    partials: bool = False
+    """Also emit pocketsphinx partial hypotheses (:class:`Line` with a non-final segment) while
+    a speaker talks; the transcript files keep finals only."""
+    delivery: Literal["websocket", "webhook"] = "websocket"
+    """How telephony-session notifications arrive: RingCentral's WebSocket gateway, or a
+    WebHook subscription to a receiver this monitor runs (:class:`WebhookFeed`)."""
+    webhook_host: str = "127.0.0.1"
+    webhook_port: int = 0
+    """Where the WebHook receiver listens (port 0: any free port)."""
+    webhook_address: str | None = None
+    """The URL the server delivers to, when it must reach the receiver by another name (NAT,
+    a proxy); default: ``http://<webhook_host>:<port>/webhook``."""
+    webhook_check_interval: float = 10.0
+    """Seconds between two health checks of the WebHook subscription (renewal, re-creation,
+    outages; an outage caught by a check also makes the softphone register again)."""
 
 
 @dataclass
@@ -208,10 +227,10 @@ class Monitor:
             await softphone.start()
             stack.push_async_callback(softphone.close)
             if self._config.transcribe:
-                self._transcriber = await stack.enter_async_context(Transcriber())
-            subscription = await stack.enter_async_context(
-                WebSocketSubscription(self._rest, filters, on_reconnected=self._reconnected)
-            )
+                config = TranscriberConfig(partials=self._config.partials)
+                self._transcriber = await stack.enter_async_context(Transcriber(config))
+            subscription = self._subscription(filters)
+            await stack.enter_async_context(subscription)
             self._emit(Started(tuple(_number(a) for a in agents), self._device_id))
             try:
                 async with asyncio.TaskGroup() as group:
@@ -246,15 +265,34 @@ class Monitor:
 
     # -- notifications ---------------------------------------------------------------------------
 
+    def _subscription(self, filters: list[str]) -> WebSocketSubscription | WebhookFeed:
+        if self._config.delivery == "webhook":
+            return WebhookFeed(
+                self._rest,
+                filters,
+                host=self._config.webhook_host,
+                port=self._config.webhook_port,
+                address=self._config.webhook_address,
+                check_interval=self._config.webhook_check_interval,
+                on_reset=self._server_came_back,
+            )
+        return WebSocketSubscription(self._rest, filters, on_reconnected=self._reconnected)
+
     def _reconnected(self, recovered: bool) -> None:
         """The notification socket is back; unrecovered means the server lost its state (a
         restart): our device's registration is likely gone as well, so register at once
         rather than at the next refresh (up to 30 s away, missing calls meanwhile)."""
-        if not recovered and self._softphone is not None:
-            logger.info("! notifications resubscribed: registering the softphone again")
+        if not recovered:
+            self._server_came_back(recovered)
+
+    def _server_came_back(self, recovered: bool) -> None:
+        """The server was away (WebHook: an outage, or a subscription it lost): it may have
+        restarted and forgotten our registration, which costs nothing to renew now."""
+        if self._softphone is not None:
+            logger.info("! the server may have restarted: registering the softphone again")
             self._softphone.register_again()
 
-    async def _notifications(self, subscription: WebSocketSubscription) -> None:
+    async def _notifications(self, subscription: AsyncIterable[JsonObject]) -> None:
         async for envelope in subscription:
             body = envelope.get("body") or {}
             session_id = str(body.get("telephonySessionId", ""))
@@ -328,7 +366,9 @@ class Monitor:
                 session.recorder = StereoWavRecorder(self._path(session_id, ".wav"), left, right)
                 session.recording_started = time.monotonic()
                 if self._transcriber is not None:
-                    self._writers[session_id] = TranscriptWriter(self._path(session_id, ".jsonl"))
+                    self._writers[session_id] = TranscriptWriter(
+                        self._path(session_id, ".jsonl"), finals_only=True
+                    )
             for party_id, audio in call.parties.items():
                 self._party_session.setdefault(party_id, session_id)
                 session.tasks.append(self._spawn(self._pump(session, party_id, audio)))
@@ -390,6 +430,8 @@ class Monitor:
         return task
 
     def _path(self, session_id: str, suffix: str) -> Path:
+        """Where a call's file goes; the directory is made again if it was removed meanwhile."""
+        self._config.record_dir.mkdir(parents=True, exist_ok=True)
         return self._config.record_dir / f"{session_id}{suffix}"
 
     def _emit(self, event: MonitorEvent) -> None:

@@ -64,6 +64,7 @@ class Codec(StrEnum):
     PCMU = "PCMU"
     G722 = "G722"
     OPUS = "OPUS"
+    OPUS16 = "OPUS16"
 
 
 def _ms(value: float | None) -> str:
@@ -227,13 +228,20 @@ def load_cmd(
     ] = "127.0.0.1",
     report_json: Annotated[Path | None, typer.Option(help="also write the report here")] = None,
     live: Annotated[bool, typer.Option(help="show the live progress view")] = True,
+    supervise: Annotated[
+        bool,
+        typer.Option(
+            help="supervise every call from the generator; --no-supervise leaves that to a "
+            "`callwatch monitor` of the Load group's supervisor"
+        ),
+    ] = True,
 ) -> None:
     """Run N concurrent supervised calls with 20 ms RTP and report loss, jitter, fork latency
-    and CPU. Exits 1 if any call failed to be set up or supervised."""
+    and CPU. Exits 1 if any call failed to be set up (or supervised)."""
     config = _config(
         data_dir=data_dir, server_url=server_url, sip_host=sip_host, sip_port=sip_port,
         agents_json=agents_json, calls=calls, duration=duration, codec=codec.value, ramp=ramp,
-        host=host,
+        host=host, supervise=supervise,
     )  # fmt: skip
     raise_fd_limit(calls * FDS_PER_CALL + 256)
     out, err = Console(), Console(stderr=True)

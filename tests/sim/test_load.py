@@ -212,6 +212,17 @@ def test_cli_smoke(server: ServerProcess, tmp_path: Path) -> None:
     assert data["ok"] is True and data["calls_supervised"] == 2
 
 
+def test_cli_unsupervised_opus16(server: ServerProcess, tmp_path: Path) -> None:
+    out = tmp_path / "report.json"
+    args = ["load", "--data-dir", str(server.data_dir), "--calls", "2", "--duration", "1"]
+    args += ["--codec", "opus16", "--no-supervise", "--no-live", "--report-json", str(out)]
+    result = CliRunner().invoke(sim, args)
+    assert result.exit_code == 0, result.output
+    data = json.loads(out.read_text())
+    assert data["ok"] is True and data["calls_set_up"] == 2 and data["calls_supervised"] == 0
+    assert data["codec"].upper() == "OPUS16"
+
+
 def test_cli_refuses_a_half_remote_target() -> None:
     result = CliRunner().invoke(sim, ["load", "--server-url", "http://127.0.0.1:1"])
     assert result.exit_code == 2

@@ -142,3 +142,14 @@ def test_the_unpacked_model_is_cached(monkeypatch: pytest.MonkeyPatch, tmp_path:
 def test_missing_model_files_are_reported(tmp_path: Path) -> None:
     with pytest.raises(AsrError, match="missing"):
         prepare_moonshine(tmp_path, tmp_path / "cache")
+
+
+def test_a_looping_decode_is_cut_to_one_occurrence() -> None:
+    from callwatch.client.asr_moonshine import LOOP_REPEATS, _looping
+
+    maam = [501, 7]  # "▁ma'am" ","
+    assert _looping([9, 10, *maam * (LOOP_REPEATS - 1)]) is None  # "no, no, no" stays
+    assert _looping([9, 10, *maam * LOOP_REPEATS]) == 2
+    assert _looping([9, *[44] * LOOP_REPEATS]) == 1
+    assert _looping([1, 2, 3, 4, 1, 2, 3, 4]) is None
+    assert _looping(list(range(40))) is None

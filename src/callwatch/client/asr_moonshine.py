@@ -20,8 +20,10 @@ The unpacked decoder is ~220 MB (the wheel's is 42 MB) and decodes a token in ~1
 :class:`MoonshineEngine` then runs greedy decoding: the encoder once per utterance, the
 decoder once with an empty cache (which also computes the cross-attention keys/values), then
 one token per call feeding back the self-attention cache and the first call's cross-attention
-cache. Decoding stops at ``</s>`` or after :data:`MAX_TOKENS_PER_SECOND` tokens per second of
-audio (a guard against loops on noise; speech runs at 3–5 tokens a second). Text comes from
+cache. Decoding stops at ``</s>``, after :data:`MAX_TOKENS_PER_SECOND` tokens per second of
+audio (speech runs at 3–5 tokens a second), or when the output loops — the same few tokens
+:data:`LOOP_REPEATS` times running, heard on narrowband audio ("ma'am, ma'am, ma'am, …") —
+keeping that pattern once. Text comes from
 ``tokenizer.bin``: SentencePiece pieces in id order, each a length (one byte, or two when the
 first has its high bit set: low 7 bits, then the next byte × 128) followed by its UTF-8 bytes,
 with ``▁`` for a space; ids 3–258 are the byte-fallback pieces.
@@ -61,6 +63,10 @@ FORMAT_VERSION = 1
 """Bumped when :func:`prepare_moonshine`'s output changes, so stale caches are rebuilt."""
 MAX_TOKENS_PER_SECOND = 6.5
 MIN_MAX_TOKENS = 12
+LOOP_REPEATS = 4
+LOOP_MAX_PERIOD = 8
+"""A pattern of up to this many tokens said :data:`LOOP_REPEATS` times running ends decoding,
+and only its first occurrence is kept: greedy decoding on hard audio can loop on a word."""
 BOS, EOS = 1, 2
 FIRST_BYTE_PIECE = 3
 """Ids 3…258 stand for the bytes 0x00…0xff (SentencePiece byte fallback)."""
@@ -225,6 +231,21 @@ def _name_subgraphs(graph: Any, prefix: str = "g") -> None:
                 _name_subgraphs(attribute.g, attribute.g.name)
 
 
+def _looping(tokens: list[int]) -> int | None:
+    """The period of a pattern repeated :data:`LOOP_REPEATS` times at the end of ``tokens``
+    (``"ma'am, ma'am, ma'am, ma'am"``: greedy decoding stuck in a loop), else ``None``."""
+    for period in range(1, LOOP_MAX_PERIOD + 1):
+        span = LOOP_REPEATS * period
+        if len(tokens) > span:
+            tail = tokens[-period:]
+            if all(
+                tokens[-k * period : len(tokens) - (k - 1) * period] == tail
+                for k in range(2, LOOP_REPEATS + 1)
+            ):
+                return period
+    return None
+
+
 class Tokenizer:
     """Token ids → text, from moonshine's ``tokenizer.bin`` (format in the module docstring).
 
@@ -361,6 +382,9 @@ class MoonshineEngine:
             if token == EOS:
                 break
             tokens.append(token)
+            if (period := _looping(tokens)) is not None:
+                del tokens[len(tokens) - (LOOP_REPEATS - 1) * period :]
+                break
         return tokens[1:]
 
     def close(self) -> None:

@@ -75,6 +75,29 @@ async def _call(server: RunningServer, agent: UserAgent) -> tuple[UserAgent, UaC
     return customer, call, answered
 
 
+async def _talking_call(
+    server: RunningServer, agent: UserAgent, talking: list[asyncio.Task[Any]]
+) -> tuple[UserAgent, UaCall]:
+    """A customer calls the agent and both send silence (their tasks join ``talking``)."""
+    customer, call, answered = await _call(server, agent)
+    talking += [asyncio.create_task(c.send_payloads(SILENCE)) for c in (call, answered)]
+    return customer, call
+
+
+async def _tear_down(
+    monitor: asyncio.subprocess.Process, agent: UserAgent, talking: list[asyncio.Task[Any]]
+) -> None:
+    for task in talking:
+        task.cancel()
+    if monitor.returncode is None:
+        monitor.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(monitor.wait(), 10)
+        except TimeoutError:
+            monitor.kill()
+    await agent.close()
+
+
 async def _growing_wav(directory: Path, exclude: set[Path], size: int) -> Path:
     async def found() -> bool:
         return any(p not in exclude and p.stat().st_size > size for p in directory.glob("*.wav"))
@@ -87,24 +110,14 @@ async def test_kill_9_leaves_a_playable_wav_and_a_restart_picks_up_new_calls(
     server: RunningServer, tmp_path: Path
 ) -> None:
     record_dir = tmp_path / "recordings"
-    device = server.extension("108")["devices"][0]
-    agent = UserAgent(username=device["sip_username"], auto_answer_after=0.0)
-    await agent.start()
-    await agent.register(
-        Address("UDP", "127.0.0.1", server.ports.sip),
-        username=device["sip_username"],
-        auth_username=device["authorization_id"],
-        password=device["sip_password"],
-        domain="sip.callwatch.local",
-    )
+    agent = await _registered_agent(server)
     softphone_id = server.extension("101")["devices"][0]["id"]
     talking: list[asyncio.Task[Any]] = []
     monitor = await _monitor(server, record_dir)
     try:
         assert await eventually(lambda: _online(server, softphone_id), timeout=30)
         assert await eventually(lambda: _subscribed(server, 1), timeout=30)
-        customer, call, answered = await _call(server, agent)
-        talking += [asyncio.create_task(c.send_payloads(SILENCE)) for c in (call, answered)]
+        customer, call = await _talking_call(server, agent, talking)
         first = await _growing_wav(record_dir, set(), 2 * 64_000)  # > 2 s of 16 kHz stereo
         monitor.send_signal(signal.SIGKILL)
         await monitor.wait()
@@ -117,22 +130,13 @@ async def test_kill_9_leaves_a_playable_wav_and_a_restart_picks_up_new_calls(
         subscriptions = len(_subscriptions(server))
         monitor = await _monitor(server, record_dir)
         assert await eventually(lambda: _subscribed(server, subscriptions + 1), timeout=30)
-        customer, call, answered = await _call(server, agent)
-        talking += [asyncio.create_task(c.send_payloads(SILENCE)) for c in (call, answered)]
+        customer, call = await _talking_call(server, agent, talking)
         second = await _growing_wav(record_dir, {first}, 64_000)
         assert second != first
         await call.hangup()
         await customer.close()
     finally:
-        for task in talking:
-            task.cancel()
-        if monitor.returncode is None:
-            monitor.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(monitor.wait(), 10)
-            except TimeoutError:
-                monitor.kill()
-        await agent.close()
+        await _tear_down(monitor, agent, talking)
 
 
 async def _online(server: RunningServer, device_id: str) -> bool:
@@ -203,8 +207,7 @@ async def test_the_monitor_survives_a_server_restart(tmp_path: Path) -> None:
     try:
         assert await eventually(lambda: _online(server, softphone_id), timeout=30)
         assert await eventually(lambda: _subscribed(server, 1), timeout=30)
-        customer, call, answered = await _call(server, agent)
-        talking += [asyncio.create_task(c.send_payloads(SILENCE)) for c in (call, answered)]
+        customer, call = await _talking_call(server, agent, talking)
         first = await _growing_wav(record_dir, set(), 64_000)
         await call.hangup()
         await customer.close()
@@ -221,22 +224,13 @@ async def test_the_monitor_survives_a_server_restart(tmp_path: Path) -> None:
         assert await eventually(lambda: _online(server, softphone_id), timeout=10), log.read_text()
 
         agent = await _registered_agent(server)
-        customer, call, answered = await _call(server, agent)
-        talking += [asyncio.create_task(c.send_payloads(SILENCE)) for c in (call, answered)]
+        customer, call = await _talking_call(server, agent, talking)
         second = await _growing_wav(record_dir, {first}, 64_000)
         assert second != first
         await call.hangup()
         await customer.close()
     finally:
-        for task in talking:
-            task.cancel()
-        if monitor.returncode is None:
-            monitor.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(monitor.wait(), 10)
-            except TimeoutError:
-                monitor.kill()
-        await agent.close()
+        await _tear_down(monitor, agent, talking)
         await _stop_server(server)
 
 
@@ -255,23 +249,14 @@ async def test_webhook_delivery_and_a_chosen_codec(server: RunningServer, tmp_pa
         assert await eventually(lambda: _subscribed(server, 1), timeout=30), log.read_text()
         (subscription,) = _subscriptions(server)
         assert subscription.record.transport == "WebHook"
-        customer, call, answered = await _call(server, agent)
-        talking += [asyncio.create_task(c.send_payloads(SILENCE)) for c in (call, answered)]
+        customer, call = await _talking_call(server, agent, talking)
         wav = await _growing_wav(record_dir, set(), 64_000)
         with wave.open(str(wav)) as recording:
             assert recording.getnchannels() == 2
         await call.hangup()
         await customer.close()
     finally:
-        for task in talking:
-            task.cancel()
-        if monitor.returncode is None:
-            monitor.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(monitor.wait(), 10)
-            except TimeoutError:
-                monitor.kill()
-        await agent.close()
+        await _tear_down(monitor, agent, talking)
     assert await eventually(lambda: _unsubscribed(server), timeout=10)  # deleted on the way out
 
 

@@ -54,8 +54,6 @@ DEFAULT_RCVBUF = 1 << 19
 """Receive buffer per socket: ~2,000 small packets of slack while the loop is busy."""
 VOICE_TOS = 0xB8
 """DSCP EF (expedited forwarding, RFC 3246 / RFC 4594 "telephony") on every media socket."""
-BIND_ATTEMPTS = 64
-"""Port pairs tried before giving up when other processes hold ports of our range."""
 
 _monotonic = time.monotonic
 
@@ -413,7 +411,9 @@ class MediaEngine:
         self._pool.release(port)
 
     def _bind_pair(self, rtcp_mux: bool) -> tuple[int, socket.socket, socket.socket | None]:
-        for _ in range(min(BIND_ATTEMPTS, self._pool.available)):
+        # Every free pair once (a refused one goes to the back of the pool): other processes
+        # may hold any stretch of the range, and a refused bind costs microseconds.
+        for _ in range(self._pool.available):
             port = self._pool.allocate()
             bound: list[socket.socket] = []
             try:

@@ -104,6 +104,9 @@ class SupervisorLeg:
         self.streams: list[Endpoint] = []
         self.forks: list[tuple[int, int]] = []
         self.future: asyncio.Future[ts.Party] = asyncio.get_running_loop().create_future()
+        # The supervise request that awaits it may be gone (client disconnected): its refusal
+        # is then nobody's to read, and must not be logged as "never retrieved".
+        self.future.add_done_callback(_observe)
         self._timer: asyncio.TimerHandle | None = None
         self.ended = False
 
@@ -381,3 +384,8 @@ def _same_codec(a: RtpMap, b: RtpMap) -> bool:
 
 def _format(codec: RtpMap) -> tuple[str, int, int | None]:
     return (codec.encoding, codec.clock_rate, codec.channels)
+
+
+def _observe(future: asyncio.Future[ts.Party]) -> None:
+    if not future.cancelled():
+        future.exception()

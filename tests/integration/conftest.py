@@ -15,7 +15,9 @@ import httpx
 import pytest
 
 from callwatch.app import CallwatchServer, Ports, provision_demo, server_url
+from callwatch.client import UserAgent
 from callwatch.config import ApiSettings, MediaSettings, Settings, SipSettings
+from callwatch.sip.events import Address
 
 SIPP_DIR = Path(__file__).parent / "sipp"
 TIMEOUT = 10.0
@@ -135,3 +137,20 @@ async def run_sipp(scenario: str, target: str, *args: str) -> tuple[int, str]:
     )
     out, _ = await proc.communicate()
     return int(proc.returncode or 0), out.decode(errors="replace")
+
+
+async def register_device(
+    server: RunningServer, device: dict[str, Any], **policy: Any
+) -> UserAgent:
+    """A user agent registered over UDP as ``device`` of the demo tenant (``policy``: the
+    UserAgent's options, e.g. ``auto_answer_after=0.0``)."""
+    ua = UserAgent(username=device["sip_username"], **policy)
+    await ua.start()
+    await ua.register(
+        Address("UDP", "127.0.0.1", server.ports.sip),
+        username=device["sip_username"],
+        auth_username=device["authorization_id"],
+        password=device["sip_password"],
+        domain="sip.callwatch.local",
+    )
+    return ua

@@ -17,7 +17,7 @@ import pytest
 from callwatch.app import CallwatchServer, Ports, provision_demo, server_url
 from callwatch.client import UaCall, UserAgent
 from callwatch.sip.events import Address
-from tests.integration.conftest import RunningServer, eventually, make_settings
+from tests.integration.conftest import RunningServer, eventually, make_settings, register_device
 
 SILENCE = [bytes([0xFF]) * 160] * 500  # 10 s of PCMU
 
@@ -179,17 +179,9 @@ async def _stop_server(server: RunningServer) -> None:
 
 
 async def _registered_agent(server: RunningServer) -> UserAgent:
-    device = server.extension("108")["devices"][0]
-    agent = UserAgent(username=device["sip_username"], auto_answer_after=0.0)
-    await agent.start()
-    await agent.register(
-        Address("UDP", "127.0.0.1", server.ports.sip),
-        username=device["sip_username"],
-        auth_username=device["authorization_id"],
-        password=device["sip_password"],
-        domain="sip.callwatch.local",
+    return await register_device(
+        server, server.extension("108")["devices"][0], auto_answer_after=0.0
     )
-    return agent
 
 
 async def test_the_monitor_survives_a_server_restart(tmp_path: Path) -> None:

@@ -22,7 +22,7 @@ from callwatch.media.codecs.registry import codec_for
 from callwatch.sip.events import Address
 from callwatch.sip.offer_answer import G722, TELEPHONE_EVENT
 from callwatch.sip.sdp import party_id_from_info
-from tests.integration.conftest import RunningServer
+from tests.integration.conftest import RunningServer, register_device
 
 CUSTOMER = "+14155550123"
 CUSTOMER_AUDIO = [bytes([n]) * 160 for n in range(1, 101)]
@@ -45,24 +45,13 @@ class LiveCall:
         return call.caller_party if role == "customer" else call.callee_party
 
 
-async def _register(server: RunningServer, device: dict[str, Any], **policy: Any) -> UserAgent:
-    ua = UserAgent(username=device["sip_username"], **policy)
-    await ua.start()
-    await ua.register(
-        Address("UDP", "127.0.0.1", server.ports.sip),
-        username=device["sip_username"],
-        auth_username=device["authorization_id"],
-        password=device["sip_password"],
-        domain="sip.callwatch.local",
-    )
-    return ua
-
-
 @pytest.fixture
 async def live(server: RunningServer) -> AsyncIterator[LiveCall]:
-    agent_ua = await _register(server, server.extension("108")["devices"][0], auto_answer_after=0.0)
+    agent_ua = await register_device(
+        server, server.extension("108")["devices"][0], auto_answer_after=0.0
+    )
     sup_device = server.extension("101")["devices"][0]
-    supervisor = await _register(server, sup_device, auto_answer_after=0.0)
+    supervisor = await register_device(server, sup_device, auto_answer_after=0.0)
     customer_ua = UserAgent(username=CUSTOMER)
     await customer_ua.start()
     try:
@@ -316,7 +305,7 @@ async def test_device_without_the_party_codec_gets_transcoded_streams(
 ) -> None:
     """The supervisor's device speaks G.722 only: each party's PCMU is transcoded for it, and
     each decoded stream carries that party's tone (customer 440 Hz, agent 1000 Hz)."""
-    g722_only = await _register(
+    g722_only = await register_device(
         server,
         server.extension("101")["devices"][1],
         auto_answer_after=0.0,
